@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# nbdws: top-level build. The module itself is described by Kbuild; this
+# file drives it (compile probes first) and builds everything in userspace.
+#
+#   make                  module for KDIR + tools
+#   make module           nbdws.ko for KDIR (KDIR=... to choose headers)
+#   make tools            nbdctl
+#   make check            install deps, unit tests, lint, DKMS, VM selftests
+#   make vm               shell in a test VM with the module loaded
+#   make install          module + tools under DESTDIR/PREFIX
+#   make lint             checkpatch --strict, sparse, W=1 for every kernel
+#   make fuzz             libFuzzer targets (clang)
+#
+# Userspace sources are found, not listed: every lib/*.c and common/*.c is
+# part of the userspace libraries, tools/nbdctl/*.c make nbdctl,
+# tests/unit/test_*.c are host unit tests and selftests/nbdws/*.c are VM
+# selftests.
+
+VERSION := $(shell cat VERSION)
+B := build
+
+# Kernel headers: the running kernel's, else the newest Debian headers.
+KDIR ?= $(firstword $(wildcard /lib/modules/$(shell uname -r)/build) \
+	$(shell ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1))
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+USER_PKGS := libnl-3.0 libnl-genl-3.0 libmnl libkmod
+USER_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
+	-Iuapi -Icommon -Ilib \
+	$(shell $(PKG_CONFIG) --cflags $(USER_PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
+USER_LDLIBS := $(shell $(PKG_CONFIG) --libs $(USER_PKGS) 2>/dev/null) \
+	-lssl -lcrypto
+# Unit tests run with AddressSanitizer and UBSan on the host.
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+
+COMMON_SRCS := $(wildcard common/*.c)
+LIB_SRCS := $(wildcard lib/*.c)
+NBDCTL_SRCS := $(wildcard tools/nbdctl/*.c)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+SELFTEST_SRCS := $(wildcard selftests/nbdws/*.c)
+USER_HDRS := $(wildcard uapi/linux/*.h common/*.h lib/*.h tools/nbdctl/*.h \
+	tests/unit/*.h selftests/nbdws/*.h)
+
+# kselftest_harness.h and kselftest.h come from linux-source-6.1.
+KSFT := $(B)/kselftest
+KSFT_HDRS := $(KSFT)/kselftest_harness.h $(KSFT)/kselftest.h
+
+LIBUSER := $(B)/libnbdws-user.a
+LIBUSER_SAN := $(B)/san/libnbdws-user.a
+NBDCTL := $(B)/nbdctl
+UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRCS))
+SELFTEST_BINS := $(patsubst selftests/nbdws/%.c,$(B)/selftests/%,$(SELFTEST_SRCS))
+
+.PHONY: all module tools unit selftests check lint vm install clean deps \
+	checkpatch fuzz dkms-check help
+.DELETE_ON_ERROR:
+
+all: module tools
+
+help:
+	@sed -n '4,15p' Makefile | sed 's/^# \{0,1\}//'
+
+deps:
+	@scripts/install-deps.sh
+
+# ---- kernel module --------------------------------------------------------
+
+module:
+	@test -n "$(KDIR)" || { echo "no kernel headers: install linux-headers or pass KDIR=" >&2; exit 1; }
+	@scripts/build-module.sh --kdir "$(KDIR)" --copy-to .
+
+# ---- userspace ------------------------------------------------------------
+
+tools: $(NBDCTL)
+
+$(B)/obj/%.o: %.c $(USER_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -c -o $@ $<
+
+$(B)/san/obj/%.o: %.c $(USER_HDRS) $(KSFT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -I$(KSFT) -c -o $@ $<
+
+$(LIBUSER): $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRCS) $(LIB_SRCS))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBUSER_SAN): $(patsubst %.c,$(B)/san/obj/%.o,$(COMMON_SRCS) $(LIB_SRCS))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(NBDCTL): $(patsubst %.c,$(B)/obj/%.o,$(NBDCTL_SRCS)) $(LIBUSER)
+	$(CC) -o $@ $^ $(USER_LDLIBS)
+
+unit: $(UNIT_BINS)
+
+$(B)/unit/%: tests/unit/%.c $(LIBUSER_SAN) $(USER_HDRS) $(KSFT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -I$(KSFT) -o $@ $< $(LIBUSER_SAN) $(USER_LDLIBS)
+
+selftests: $(SELFTEST_BINS) $(NBDCTL)
+
+$(B)/selftests/%: selftests/nbdws/%.c $(LIBUSER) $(USER_HDRS) $(KSFT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -I$(KSFT) -o $@ $< $(LIBUSER) $(USER_LDLIBS)
+
+$(KSFT_HDRS) &:
+	@scripts/kernel-tree-files.sh
+
+# ---- checks ---------------------------------------------------------------
+
+check:
+	@scripts/install-deps.sh
+	@scripts/check.sh $(CHECK_ARGS)
+
+lint:
+	@scripts/lint.sh
+
+checkpatch:
+	@scripts/lint.sh --checkpatch-only
+
+vm: tools selftests
+	@scripts/vm.sh $(if $(KERNEL),--kernel $(KERNEL)) $(if $(CMD),--cmd "$(CMD)")
+
+fuzz:
+	@$(MAKE) -f fuzz/fuzz.mk
+
+# ---- install --------------------------------------------------------------
+
+install: all
+	install -D -m 0755 $(NBDCTL) $(DESTDIR)$(PREFIX)/sbin/nbdctl
+	install -D -m 0644 uapi/linux/nbdws.h $(DESTDIR)$(PREFIX)/include/linux/nbdws.h
+	$(if $(wildcard Documentation/nbdctl.8),install -D -m 0644 Documentation/nbdctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/nbdctl.8)
+	install -D -m 0644 nbdws.ko \
+		$(DESTDIR)/lib/modules/$(shell scripts/build-module.sh --kdir "$(KDIR)" --print-kver)/updates/nbdws.ko
+	$(if $(DESTDIR),,depmod -a $(shell scripts/build-module.sh --kdir "$(KDIR)" --print-kver))
+
+clean:
+	rm -rf $(B) nbdws.ko

@@ -1,0 +1,110 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Install everything nbdws needs to build and test from Debian's registry.
+# Idempotent: when the packages recorded by the previous run are all still
+# installed it returns in well under a second without touching apt.
+#
+# Writes build/kernels.list: one "NAME KVER" line per target kernel of
+# selftests/vm/kernels.conf, which the build and the VM harness read.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+conf="$top/selftests/vm/kernels.conf"
+out="$top/build"
+list="$out/kernels.list"
+stamp="$out/deps.stamp"
+
+# Build, check and test tools. Kernel packages are added per kernel below.
+base_pkgs=(
+	build-essential bc bison flex libelf-dev libssl-dev dwarves kmod cpio
+	xz-utils pkg-config sparse dkms linux-source-6.1
+	qemu-system-x86 busybox-static
+	libnl-3-dev libnl-genl-3-dev libmnl-dev libkmod-dev
+	nbdkit nbd-server nbd-client qemu-utils libnbd-bin fio e2fsprogs
+	iproute2 procps
+)
+
+mkdir -p "$out"
+
+if [ -s "$stamp" ] && [ -s "$list" ] && [ "$stamp" -nt "$conf" ] &&
+   [ "$stamp" -nt "$0" ]; then
+	mapfile -t want < "$stamp"
+	if dpkg-query -W -f='${db:Status-Abbrev}\n' "${want[@]}" 2>/dev/null |
+	   awk '$1 != "ii" { bad = 1 } END { exit bad }' &&
+	   [ "$(dpkg-query -W "${want[@]}" 2>/dev/null | wc -l)" -eq "${#want[@]}" ]; then
+		exit 0
+	fi
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: must run as root to install packages" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+# Backports (and any later suite) in a sources file of their own, pinned
+# low so nothing on this machine is upgraded from it by accident: only
+# packages asked for by exact name come from there.
+add_suite() {
+	local suite=$1 name=nbdws-$1
+	[ -f "/etc/apt/sources.list.d/$name.sources" ] && return 0
+	cat > "/etc/apt/sources.list.d/$name.sources" <<SRC
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: $suite
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+	cat > "/etc/apt/preferences.d/$name" <<PIN
+Package: *
+Pin: release n=$suite
+Pin-Priority: 100
+PIN
+}
+
+while read -r name suite; do
+	case "$name" in ''|'#'*) continue ;; esac
+	[ "$suite" = default ] || add_suite "$suite"
+done < "$conf"
+
+apt-get update -qq
+
+# Map a meta package of a suite to the versioned package it depends on.
+resolve() {
+	local meta=$1 suite=$2 ver
+	if [ "$suite" = default ]; then
+		ver=$(apt-cache policy "$meta" | awk '/Candidate:/ { print $2 }')
+	else
+		ver=$(apt-cache madison "$meta" |
+		      awk -F' *[|] *' -v s="$suite/" 'index($3, " " s) { print $2; exit }')
+	fi
+	[ -n "$ver" ] && [ "$ver" != "(none)" ] || {
+		echo "install-deps: no $meta in suite $suite" >&2; return 1; }
+	apt-cache show "$meta=$ver" |
+		sed -n 's/^Depends: \([^ ,]*\).*/\1/p' | head -n 1
+}
+
+kernel_pkgs=()
+: > "$list.new"
+while read -r name suite; do
+	case "$name" in ''|'#'*) continue ;; esac
+	hdr=$(resolve linux-headers-amd64 "$suite")
+	img=$(resolve linux-image-amd64 "$suite")
+	kver=${hdr#linux-headers-}
+	[ "$img" = "linux-image-$kver" ] || {
+		echo "install-deps: $name: image $img does not match $hdr" >&2
+		exit 1; }
+	kernel_pkgs+=("$hdr" "$img")
+	echo "$name $kver" >> "$list.new"
+done < "$conf"
+
+# No recommends: firmware and the like are of no use to a test VM. The
+# image's initramfs hook is harmless; the harness builds its own initramfs.
+apt-get install -y -qq --no-install-recommends \
+	"${base_pkgs[@]}" "${kernel_pkgs[@]}" >/dev/null
+
+mv "$list.new" "$list"
+printf '%s\n' "${base_pkgs[@]}" "${kernel_pkgs[@]}" > "$stamp"
+echo "install-deps: ready:" $(awk '{ print $2 }' "$list")
