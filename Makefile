@@ -11,6 +11,7 @@
 #   make install          module + tools under DESTDIR/PREFIX
 #   make lint             checkpatch --strict, sparse, W=1 for every kernel
 #   make fuzz             libFuzzer targets (clang)
+#   make dkms-source      module sources + dkms.conf to DESTDIR/usr/src
 #
 # Userspace sources are found, not listed: every lib/*.c and common/*.c is
 # part of the userspace libraries, tools/nbdctl/*.c make nbdctl,
@@ -30,10 +31,10 @@ DESTDIR ?=
 CC ?= cc
 PKG_CONFIG ?= pkg-config
 USER_PKGS := libnl-3.0 libnl-genl-3.0 libmnl libkmod
-USER_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
+USER_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-Iuapi -Icommon -Ilib \
 	$(shell $(PKG_CONFIG) --cflags $(USER_PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
-USER_LDLIBS := $(shell $(PKG_CONFIG) --libs $(USER_PKGS) 2>/dev/null) \
+USER_LDLIBS = $(shell $(PKG_CONFIG) --libs $(USER_PKGS) 2>/dev/null) \
 	-lssl -lcrypto
 # Unit tests run with AddressSanitizer and UBSan on the host.
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -58,7 +59,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRCS))
 SELFTEST_BINS := $(patsubst selftests/nbdws/%.c,$(B)/selftests/%,$(SELFTEST_SRCS))
 
 .PHONY: all module tools unit selftests check lint vm install clean deps \
-	checkpatch fuzz dkms-check help
+	checkpatch fuzz dkms-source help
 .DELETE_ON_ERROR:
 
 all: module tools
@@ -77,7 +78,7 @@ module:
 
 # ---- userspace ------------------------------------------------------------
 
-tools: $(NBDCTL)
+tools: $(if $(NBDCTL_SRCS),$(NBDCTL))
 
 $(B)/obj/%.o: %.c $(USER_HDRS)
 	@mkdir -p $(dir $@)
@@ -85,7 +86,7 @@ $(B)/obj/%.o: %.c $(USER_HDRS)
 
 $(B)/san/obj/%.o: %.c $(USER_HDRS) $(KSFT_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -I$(KSFT) -c -o $@ $<
+	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -isystem $(KSFT) -c -o $@ $<
 
 $(LIBUSER): $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRCS) $(LIB_SRCS))
 	@mkdir -p $(dir $@)
@@ -102,13 +103,13 @@ unit: $(UNIT_BINS)
 
 $(B)/unit/%: tests/unit/%.c $(LIBUSER_SAN) $(USER_HDRS) $(KSFT_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -I$(KSFT) -o $@ $< $(LIBUSER_SAN) $(USER_LDLIBS)
+	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -isystem $(KSFT) -o $@ $< $(LIBUSER_SAN) $(USER_LDLIBS)
 
-selftests: $(SELFTEST_BINS) $(NBDCTL)
+selftests: $(SELFTEST_BINS) tools
 
 $(B)/selftests/%: selftests/nbdws/%.c $(LIBUSER) $(USER_HDRS) $(KSFT_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -I$(KSFT) -o $@ $< $(LIBUSER) $(USER_LDLIBS)
+	$(CC) $(USER_CFLAGS) -isystem $(KSFT) -o $@ $< $(LIBUSER) $(USER_LDLIBS)
 
 $(KSFT_HDRS) &:
 	@scripts/kernel-tree-files.sh
@@ -133,8 +134,21 @@ fuzz:
 
 # ---- install --------------------------------------------------------------
 
+# What DKMS needs to build the module: sources, Kbuild, probes, this
+# Makefile (its module target) and scripts/build-module.sh.
+DKMS_FILES := Makefile Kbuild VERSION dkms.conf scripts/build-module.sh \
+	$(wildcard kmod/*.[ch] kmod/probes/* common/*.[ch] uapi/linux/*.h)
+DKMS_DIR := $(DESTDIR)/usr/src/nbdws-$(VERSION)
+
+dkms-source:
+	@grep -q '^PACKAGE_VERSION="$(VERSION)"$$' dkms.conf || \
+		{ echo "dkms.conf PACKAGE_VERSION does not match VERSION ($(VERSION))" >&2; exit 1; }
+	rm -rf $(DKMS_DIR)
+	for f in $(DKMS_FILES); do install -D -m 0644 $$f $(DKMS_DIR)/$$f; done
+	chmod 0755 $(DKMS_DIR)/scripts/build-module.sh
+
 install: all
-	install -D -m 0755 $(NBDCTL) $(DESTDIR)$(PREFIX)/sbin/nbdctl
+	$(if $(NBDCTL_SRCS),install -D -m 0755 $(NBDCTL) $(DESTDIR)$(PREFIX)/sbin/nbdctl)
 	install -D -m 0644 uapi/linux/nbdws.h $(DESTDIR)$(PREFIX)/include/linux/nbdws.h
 	$(if $(wildcard Documentation/nbdctl.8),install -D -m 0644 Documentation/nbdctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/nbdctl.8)
 	install -D -m 0644 nbdws.ko \

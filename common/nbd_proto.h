@@ -14,10 +14,10 @@
 #define NBDP_OLDSTYLE_MAGIC		0x00420281861253ULL
 
 /* Handshake flags (server) and client flags */
-#define NBDP_FLAG_FIXED_NEWSTYLE	(1U << 0)
-#define NBDP_FLAG_NO_ZEROES		(1U << 1)
-#define NBDP_FLAG_C_FIXED_NEWSTYLE	(1U << 0)
-#define NBDP_FLAG_C_NO_ZEROES		(1U << 1)
+#define NBDP_FLAG_FIXED_NEWSTYLE	0x1
+#define NBDP_FLAG_NO_ZEROES		0x2
+#define NBDP_FLAG_C_FIXED_NEWSTYLE	0x1
+#define NBDP_FLAG_C_NO_ZEROES		0x2
 
 /* Options */
 #define NBDP_OPT_EXPORT_NAME		1
@@ -32,7 +32,7 @@
 #define NBDP_REP_ACK			1
 #define NBDP_REP_SERVER			2
 #define NBDP_REP_INFO			3
-#define NBDP_REP_FLAG_ERROR		(1U << 31)
+#define NBDP_REP_FLAG_ERROR		0x80000000U
 #define NBDP_REP_ERR_UNSUP		(NBDP_REP_FLAG_ERROR | 1)
 #define NBDP_REP_ERR_POLICY		(NBDP_REP_FLAG_ERROR | 2)
 #define NBDP_REP_ERR_INVALID		(NBDP_REP_FLAG_ERROR | 3)
@@ -50,18 +50,18 @@
 #define NBDP_INFO_BLOCK_SIZE		3
 
 /* Transmission flags (16 bits on the wire) */
-#define NBDP_FLAG_HAS_FLAGS		(1U << 0)
-#define NBDP_FLAG_READ_ONLY		(1U << 1)
-#define NBDP_FLAG_SEND_FLUSH		(1U << 2)
-#define NBDP_FLAG_SEND_FUA		(1U << 3)
-#define NBDP_FLAG_ROTATIONAL		(1U << 4)
-#define NBDP_FLAG_SEND_TRIM		(1U << 5)
-#define NBDP_FLAG_SEND_WRITE_ZEROES	(1U << 6)
-#define NBDP_FLAG_SEND_DF		(1U << 7)
-#define NBDP_FLAG_CAN_MULTI_CONN	(1U << 8)
-#define NBDP_FLAG_SEND_RESIZE		(1U << 9)
-#define NBDP_FLAG_SEND_CACHE		(1U << 10)
-#define NBDP_FLAG_SEND_FAST_ZERO	(1U << 11)
+#define NBDP_FLAG_HAS_FLAGS		0x1
+#define NBDP_FLAG_READ_ONLY		0x2
+#define NBDP_FLAG_SEND_FLUSH		0x4
+#define NBDP_FLAG_SEND_FUA		0x8
+#define NBDP_FLAG_ROTATIONAL		0x10
+#define NBDP_FLAG_SEND_TRIM		0x20
+#define NBDP_FLAG_SEND_WRITE_ZEROES	0x40
+#define NBDP_FLAG_SEND_DF		0x80
+#define NBDP_FLAG_CAN_MULTI_CONN	0x100
+#define NBDP_FLAG_SEND_RESIZE		0x200
+#define NBDP_FLAG_SEND_CACHE		0x400
+#define NBDP_FLAG_SEND_FAST_ZERO	0x800
 
 /* Transmission */
 #define NBDP_REQUEST_MAGIC		0x25609513U
@@ -79,8 +79,8 @@
 #define NBDP_CMD_CACHE			5
 #define NBDP_CMD_WRITE_ZEROES		6
 
-#define NBDP_CMD_FLAG_FUA		(1U << 0)
-#define NBDP_CMD_FLAG_NO_HOLE		(1U << 1)
+#define NBDP_CMD_FLAG_FUA		0x1
+#define NBDP_CMD_FLAG_NO_HOLE		0x2
 
 /* Error values in replies (NBD numbering, not the host's errno) */
 #define NBDP_EPERM			1

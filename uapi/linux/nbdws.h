@@ -21,7 +21,7 @@
 #define NBDWS_DEFAULT_TIMEOUT_MS	30000
 #define NBDWS_DEFAULT_DEAD_TIMEOUT_MS	60000
 #define NBDWS_DEFAULT_QUEUE_DEPTH	128
-#define NBDWS_DEFAULT_MAX_REQ_BYTES	(1U << 20)
+#define NBDWS_DEFAULT_MAX_REQ_BYTES	(1024U * 1024U)
 #define NBDWS_MAX_CONNS			16
 #define NBDWS_MAX_QUEUE_DEPTH		1024
 
@@ -40,6 +40,7 @@ enum nbdws_cmd {
 
 	__NBDWS_CMD_MAX,
 };
+
 #define NBDWS_CMD_MAX (__NBDWS_CMD_MAX - 1)
 
 /* Top-level attributes. */
@@ -70,6 +71,7 @@ enum nbdws_attr {
 
 	__NBDWS_A_MAX,
 };
+
 #define NBDWS_A_MAX (__NBDWS_A_MAX - 1)
 
 /* Attributes inside NBDWS_A_CONN. */
@@ -87,6 +89,7 @@ enum nbdws_conn_attr {
 
 	__NBDWS_CONN_A_MAX,
 };
+
 #define NBDWS_CONN_A_MAX (__NBDWS_CONN_A_MAX - 1)
 
 /* Counters inside NBDWS_CONN_A_STATS, all u64. */
@@ -108,6 +111,7 @@ enum nbdws_stat_attr {
 
 	__NBDWS_STAT_A_MAX,
 };
+
 #define NBDWS_STAT_A_MAX (__NBDWS_STAT_A_MAX - 1)
 
 enum nbdws_client_flags {
@@ -123,6 +127,7 @@ enum nbdws_transport {
 
 	__NBDWS_TRANSPORT_MAX,
 };
+
 #define NBDWS_TRANSPORT_MAX (__NBDWS_TRANSPORT_MAX - 1)
 
 enum nbdws_dev_state {

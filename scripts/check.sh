@@ -1,0 +1,166 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Everything `make check` runs, in order:
+#   1. build the tools, host unit tests (ASan/UBSan) and VM selftests
+#   2. host unit tests
+#   3. lint: checkpatch --strict, W=1 and sparse for every target kernel
+#   4. DKMS: `dkms add` + `dkms build -k KVER` for every target kernel
+#   5. `make install` into a scratch DESTDIR
+#   6. per target kernel: boot a VM, load the module, run the selftests,
+#      unload, and check the guest's dmesg
+# and ends with one line: "N passed, N failed[, N skipped]".
+#
+#   check.sh [--kernel NAME]... [--test NAME]... [--no-vm] [--vm-only]
+#
+# Results (TAP per test program, console logs, dmesg) stay in build/results
+# and build/vm/KVER.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+kernels=() tests=() vm=1 host=1
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernel) kernels+=("$2"); shift 2 ;;
+	--test) tests+=("$2"); shift 2 ;;
+	--no-vm) vm=; shift ;;
+	--vm-only) host=; shift ;;
+	*) echo "usage: check.sh [--kernel NAME]... [--test NAME]... [--no-vm] [--vm-only]" >&2
+	   exit 2 ;;
+	esac
+done
+
+res="$top/build/results"
+rm -rf "$res"
+mkdir -p "$res/host"
+tapargs=()
+start=$SECONDS
+
+step() { printf '==> %s\n' "$*"; }
+
+# A host check of its own, as a one-line TAP file.
+host_check() {	# host_check NAME DESCRIPTION COMMAND...
+	local name=$1 desc=$2 log="$res/host/$1.log"
+	shift 2
+	if "$@" > "$log" 2>&1; then
+		printf 'ok 1 %s\n1..1\n' "$desc" > "$res/host/$name.tap"
+	else
+		printf 'not ok 1 %s\n1..1\n' "$desc" > "$res/host/$name.tap"
+		echo "--- $desc failed ---"
+		tail -n 40 "$log"
+	fi
+	tapargs+=("host=$res/host/$name.tap")
+}
+
+step "build"
+if ! make -s -j"$(nproc)" tools unit selftests > "$res/host/build.log" 2>&1; then
+	cat "$res/host/build.log"
+	printf 'not ok 1 build tools and tests\n1..1\n' > "$res/host/build.tap"
+	awk -f scripts/tap-summary.awk "host=$res/host/build.tap"
+	exit 1
+fi
+
+if [ -n "$host" ]; then
+	step "host unit tests"
+	for t in build/unit/test_*; do
+		[ -x "$t" ] || continue
+		name=$(basename "$t")
+		timeout -k 5 600 "$t" > "$res/host/$name.tap" 2>&1
+		echo $? > "$res/host/$name.rc"
+		tapargs+=("host=$res/host/$name.tap")
+	done
+
+	step "lint: checkpatch, W=1, sparse"
+	scripts/lint.sh --tap "$res/host/lint.tap"
+	tapargs+=("host=$res/host/lint.tap")
+
+	step "dkms build"
+	dk="$top/build/dkms"
+	rm -rf "$dk"
+	mkdir -p "$dk/tree"
+	ver=$(cat VERSION)
+	host_check dkms-add "dkms add" bash -c "
+		make -s dkms-source DESTDIR='$dk/root' &&
+		dkms add -m nbdws -v $ver --sourcetree '$dk/root/usr/src' --dkmstree '$dk/tree'"
+	while read -r name kver; do
+		host_check "dkms-build-$name" "dkms build -k $kver" bash -c "
+			dkms build -m nbdws -v $ver -k '$kver' --sourcetree '$dk/root/usr/src' --dkmstree '$dk/tree' &&
+			ls '$dk/tree/nbdws/$ver/$kver/'*/module/nbdws.ko*"
+	done < build/kernels.list
+
+	step "make install (DESTDIR)"
+	host_check install "make install into DESTDIR" bash -c "
+		rm -rf build/destdir &&
+		make -s install DESTDIR='$top/build/destdir' PREFIX=/usr &&
+		{ [ ! -d tools/nbdctl ] || test -x build/destdir/usr/sbin/nbdctl; } &&
+		test -f build/destdir/usr/include/linux/nbdws.h &&
+		ls build/destdir/lib/modules/*/updates/nbdws.ko"
+fi
+
+if [ -n "$vm" ]; then
+	while read -r name kver; do
+		if [ ${#kernels[@]} -gt 0 ]; then
+			want=
+			for k in "${kernels[@]}"; do
+				[ "$k" = "$name" ] || [ "$k" = "$kver" ] && want=1
+			done
+			[ -n "$want" ] || continue
+		fi
+		step "VM selftests on $kver"
+		out="$top/build/vm/$kver"
+		mkdir -p "$out" "$res/$kver"
+		rm -rf "$out/results" "$out/dmesg.txt"
+		job="$out/selftests-job.sh"
+		cat > "$job" <<JOB
+export NBDWS_TOP='$top' NBDWS_KVER='$kver' NBDWS_OUT='$out'
+export NBDWS_KO='$top/build/kernels/$kver/src/nbdws.ko'
+export NBDWS_TESTS='${tests[*]}'
+exec bash '$top/selftests/vm/guest-run.sh'
+JOB
+		t0=$SECONDS
+		scripts/vm.sh --kernel "$kver" --job "$job" --timeout 2400
+		vmrc=$?
+		echo "    VM run took $((SECONDS - t0)) s"
+
+		if [ -d "$out/results" ]; then
+			for f in "$out"/results/*.tap; do
+				cp "$f" "$res/$kver/"
+				[ -f "${f%.tap}.rc" ] && cp "${f%.tap}.rc" "$res/$kver/"
+				tapargs+=("$name=$res/$kver/$(basename "$f")")
+			done
+		fi
+
+		# The guest's dmesg (or, if it never got saved, the console
+		# log) must be free of every sign of a kernel bug.
+		log="$out/dmesg.txt"
+		[ -s "$log" ] || log="$out/console.log"
+		bad=$(grep -E -e 'Oops|BUG[: ]|WARNING:|Call Trace|general protection' \
+			-e 'hung_task|blocked for more than|INFO: task' \
+			-e 'lockdep|possible (circular|recursive) locking|inconsistent lock state' \
+			-e 'KASAN|UBSAN|refcount_t:|kernel BUG|Kernel panic|list_(add|del) corruption' \
+			"$log")
+		{
+			if [ "$vmrc" = 0 ] && [ -s "$out/dmesg.txt" ]; then
+				echo "ok 1 VM run completed"
+			else
+				echo "not ok 1 VM run completed (status $vmrc)"
+			fi
+			if [ -z "$bad" ] && [ -s "$log" ]; then
+				echo "ok 2 dmesg free of oops/BUG/WARNING/hung task/lockdep/KASAN/refcount"
+			else
+				echo "not ok 2 dmesg free of oops/BUG/WARNING/hung task/lockdep/KASAN/refcount"
+			fi
+			echo "1..2"
+		} > "$res/$kver/vm.tap"
+		tapargs+=("$name=$res/$kver/vm.tap")
+		if [ -n "$bad" ] || [ "$vmrc" != 0 ] ||
+		   grep -qs '^not ok' "$out"/results/*.tap; then
+			echo "--- guest dmesg ($kver, $log) ---"
+			cat "$log"
+		fi
+	done < build/kernels.list
+fi
+
+step "results ($((SECONDS - start)) s)"
+awk -f scripts/tap-summary.awk "${tapargs[@]}"

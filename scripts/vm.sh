@@ -1,0 +1,167 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot a test VM for one target kernel: the host's root read-only over 9p,
+# this tree writable at its own path, nbdws.ko built for that kernel.
+#
+#   vm.sh [--kernel NAME|KVER] [--cmd CMD] [--job FILE] [--no-module]
+#         [--timeout SEC] [--mem MiB] [--out DIR]
+#
+# Without --cmd/--job: an interactive shell with the module loaded.
+# --cmd CMD: run CMD (bash) with the module loaded, print its output, exit
+#            with its status.
+# --job FILE: run FILE (bash, path inside the tree) as it is; the job loads
+#            whatever it needs (the selftest runner does).
+# The console log of every run is kept in OUT/console.log
+# (default build/vm/KVER).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+kernel= cmd= job= timeout=900 mem=2048 out= load=1
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernel) kernel=$2; shift 2 ;;
+	--cmd) cmd=$2; shift 2 ;;
+	--job) job=$2; shift 2 ;;
+	--no-module) load=; shift ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
+	--out) out=$2; shift 2 ;;
+	*) echo "usage: vm.sh [--kernel NAME|KVER] [--cmd CMD] [--job FILE] [--no-module] [--timeout SEC] [--mem MiB] [--out DIR]" >&2
+	   exit 2 ;;
+	esac
+done
+
+"$top/scripts/install-deps.sh"
+list="$top/build/kernels.list"
+# NAME or KVER; the first line of the list is the default kernel.
+kver=$(awk -v k="$kernel" 'k == "" || $1 == k || $2 == k { print $2; exit }' "$list")
+[ -n "$kver" ] || { echo "vm.sh: unknown kernel '$kernel' (see $list)" >&2; exit 2; }
+vmlinuz=/boot/vmlinuz-$kver
+[ -r "$vmlinuz" ] || { echo "vm.sh: $vmlinuz missing" >&2; exit 1; }
+out=${out:-$top/build/vm/$kver}
+mkdir -p "$out"
+
+# ---- initramfs: busybox + the modules that reach 9p ----------------------
+initrd="$top/build/vm/initramfs-$kver.cpio.gz"
+if [ ! -s "$initrd" ] || [ "$initrd" -ot "$top/selftests/vm/init" ] ||
+   [ "$initrd" -ot "$0" ]; then
+	stage=$(mktemp -d "$top/build/vm/.initramfs.XXXXXX")
+	trap 'rm -rf "$stage"' EXIT
+	mkdir -p "$stage"/{bin,dev,proc,sys,newroot,lib/modules}
+	cp /bin/busybox "$stage/bin/busybox"
+	cp "$top/selftests/vm/init" "$stage/init"
+	: > "$stage/modules.order"
+	for m in virtio_pci 9pnet_virtio 9p; do
+		modprobe -S "$kver" --show-depends "$m"
+	done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' |
+	while read -r ko; do
+		base=$(basename "$ko"); base=${base%.xz}; base=${base%.zst}; base=${base%.gz}
+		case "$ko" in
+		*.xz) xz -dc "$ko" > "$stage/lib/modules/$base" ;;
+		*.zst) zstd -qdc "$ko" > "$stage/lib/modules/$base" ;;
+		*.gz) gzip -dc "$ko" > "$stage/lib/modules/$base" ;;
+		*) cp "$ko" "$stage/lib/modules/$base" ;;
+		esac
+		echo "$base" >> "$stage/modules.order"
+	done
+	(cd "$stage" && find . | cpio -o -H newc --quiet) | gzip -1 > "$initrd.new"
+	mv "$initrd.new" "$initrd"
+	rm -rf "$stage"
+	trap - EXIT
+fi
+
+# ---- module ---------------------------------------------------------------
+ko=
+if [ -n "$load" ]; then
+	"$top/scripts/build-module.sh" --kdir "/lib/modules/$kver/build" \
+		--log "$top/build/kernels/$kver/build.log"
+	ko="$top/build/kernels/$kver/src/nbdws.ko"
+fi
+
+# ---- the job the guest runs -----------------------------------------------
+mode=job
+jobfile="$out/job.sh"
+if [ -n "$job" ]; then
+	jobfile=$job
+elif [ -n "$cmd" ]; then
+	{
+		echo "export NBDWS_TOP='$top' NBDWS_KVER='$kver' NBDWS_KO='$ko'"
+		echo "export NBDCTL='$top/build/nbdctl' TMPDIR=/tmp"
+		echo "ip link set lo up"
+		[ -n "$ko" ] && echo "insmod '$ko' || exit 125"
+		echo "( $cmd ) 2>&1 | tee '$out/cmd.out'"
+		echo "echo \${PIPESTATUS[0]} > '$out/cmd.rc'"
+		echo "dmesg > '$out/dmesg.txt'"
+	} > "$jobfile"
+	rm -f "$out/cmd.rc" "$out/cmd.out"
+else
+	mode=shell
+	{
+		echo "export NBDWS_TOP='$top' NBDWS_KVER='$kver' NBDWS_KO='$ko'"
+		echo "export NBDCTL='$top/build/nbdctl'"
+		echo "ip link set lo up"
+		[ -n "$ko" ] && echo "insmod '$ko'"
+	} > "$out/profile.sh"
+fi
+
+# ---- accelerator: KVM only when a probe boot proves it works -------------
+accel_file="$top/build/vm/accel"
+if [ ! -f "$accel_file" ]; then
+	accel=tcg
+	if [ -w /dev/kvm ]; then
+		probe="$top/build/vm/.kvm-probe"
+		echo 'exit 0' > "$probe.sh"
+		if timeout 20 qemu-system-x86_64 -enable-kvm -cpu host -m 256 \
+			-nographic -no-reboot -kernel "$vmlinuz" -initrd "$initrd" \
+			-append "console=ttyS0 panic=-1 NBDWS_TOP=$top NBDWS_JOB=$probe.sh NBDWS_MODE=job" \
+			-virtfs local,path=/,mount_tag=root9p,security_model=none,readonly=on,multidevs=remap \
+			-virtfs local,path="$top",mount_tag=nbdws9p,security_model=none,multidevs=remap \
+			</dev/null 2>&1 | grep -q "job exited with status 0"; then
+			accel=kvm
+		fi
+		rm -f "$probe.sh"
+	fi
+	echo "$accel" > "$accel_file"
+fi
+if [ "$(cat "$accel_file")" = kvm ]; then
+	accel_args=(-enable-kvm -cpu host)
+else
+	accel_args=(-accel tcg,thread=multi -cpu max)
+fi
+
+append="console=ttyS0 loglevel=5 panic=-1 NBDWS_TOP=$top NBDWS_MODE=$mode"
+if [ "$mode" = shell ]; then
+	# The guest shell sources the profile through bash's --rcfile-less
+	# login: put it where an interactive bash looks.
+	append+=" NBDWS_JOB=$out/profile.sh BASH_ENV=$out/profile.sh"
+else
+	append+=" NBDWS_JOB=$jobfile"
+fi
+
+qemu=(qemu-system-x86_64 "${accel_args[@]}" -smp 2 -m "$mem"
+	-nographic -no-reboot
+	-kernel "$vmlinuz" -initrd "$initrd" -append "$append"
+	-virtfs local,path=/,mount_tag=root9p,security_model=none,readonly=on,multidevs=remap
+	-virtfs local,path="$top",mount_tag=nbdws9p,security_model=none,multidevs=remap)
+
+if [ "$mode" = shell ]; then
+	exec "${qemu[@]}"
+fi
+
+rc=0
+timeout --foreground -k 10 "$timeout" "${qemu[@]}" </dev/null \
+	> "$out/console.log" 2>&1 || rc=$?
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+	echo "vm.sh: $kver: VM did not finish within ${timeout}s (console: $out/console.log)" >&2
+	tail -n 50 "$out/console.log" >&2
+	exit 124
+fi
+if [ -n "$cmd" ]; then
+	cat "$out/cmd.out" 2>/dev/null || true
+	[ -f "$out/cmd.rc" ] || {
+		echo "vm.sh: the command did not complete (console: $out/console.log)" >&2
+		tail -n 50 "$out/console.log" >&2
+		exit 1; }
+	exit "$(cat "$out/cmd.rc")"
+fi

@@ -1,0 +1,68 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs inside the test VM (scripts/check.sh makes it the VM's job): loads
+# nbdws.ko, runs every selftest, unloads the module and saves dmesg. Each
+# test's TAP goes to $NBDWS_OUT/results/NAME.tap and its exit status to
+# NAME.rc; the runner's own checks (load, unload) go to runner.tap. The
+# host judges the results, dmesg included.
+#
+# Environment: NBDWS_TOP, NBDWS_KVER, NBDWS_KO, NBDWS_OUT, and optionally
+# NBDWS_TESTS (space-separated test names to run; default all) and
+# NBDWS_TEST_TIMEOUT (seconds per test, default 900).
+set -u
+
+cd "$NBDWS_TOP" || exit 1
+res="$NBDWS_OUT/results"
+rm -rf "$res"
+mkdir -p "$res"
+export NBDCTL="$NBDWS_TOP/build/nbdctl" TMPDIR=/tmp
+export PATH="$NBDWS_TOP/build:$PATH"
+
+ip link set lo up
+# A test that leaves a task blocked should show up as a hung task.
+echo 60 > /proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
+
+n=0
+tap="$res/runner.tap"
+: > "$tap"
+check() {
+	local desc=$1
+	shift
+	n=$((n + 1))
+	if "$@" >> "$res/runner.log" 2>&1; then
+		echo "ok $n $desc" >> "$tap"
+	else
+		echo "not ok $n $desc" >> "$tap"
+	fi
+}
+module_absent() { [ ! -e /sys/module/nbdws ]; }
+
+check "insmod nbdws.ko" insmod "$NBDWS_KO"
+
+wanted() {
+	[ -z "${NBDWS_TESTS:-}" ] && return 0
+	local t
+	for t in $NBDWS_TESTS; do
+		[ "$t" = "$1" ] && return 0
+	done
+	return 1
+}
+
+for t in build/selftests/* selftests/nbdws/*.sh; do
+	[ -f "$t" ] && [ -x "$t" ] || continue
+	name=$(basename "${t%.sh}")
+	wanted "$name" || continue
+	echo "nbdws-vm: running $name"
+	timeout -k 10 "${NBDWS_TEST_TIMEOUT:-900}" "$t" > "$res/$name.tap" 2>&1
+	echo $? > "$res/$name.rc"
+done
+
+# Tests clean up after themselves; a device left behind is their bug, but
+# the module must still go away cleanly.
+check "rmmod nbdws" rmmod nbdws
+check "module gone after rmmod" module_absent
+echo "1..$n" >> "$tap"
+
+dmesg > "$NBDWS_OUT/dmesg.txt"
+sync
