@@ -162,5 +162,15 @@ JOB
 	done < build/kernels.list
 fi
 
+# Show the output of every test program that failed.
+for a in "${tapargs[@]}"; do
+	f=${a#*=}
+	rc=$(cat "${f%.tap}.rc" 2>/dev/null || echo 0)
+	if grep -q '^not ok' "$f" || { [ "$rc" != 0 ] && [ "$rc" != 4 ]; }; then
+		echo "--- ${a%%=*}: $(basename "$f" .tap) (exit status $rc) ---"
+		tail -n 80 "$f"
+	fi
+done
+
 step "results ($((SECONDS - start)) s)"
 awk -f scripts/tap-summary.awk "${tapargs[@]}"

@@ -132,9 +132,8 @@ fi
 
 append="console=ttyS0 loglevel=5 panic=-1 NBDWS_TOP=$top NBDWS_MODE=$mode"
 if [ "$mode" = shell ]; then
-	# The guest shell sources the profile through bash's --rcfile-less
-	# login: put it where an interactive bash looks.
-	append+=" NBDWS_JOB=$out/profile.sh BASH_ENV=$out/profile.sh"
+	# The guest's interactive bash takes the profile as its rcfile.
+	append+=" NBDWS_JOB=$out/profile.sh"
 else
 	append+=" NBDWS_JOB=$jobfile"
 fi
