@@ -10,6 +10,7 @@
 #   make vm               shell in a test VM with the module loaded
 #   make install          module + tools under DESTDIR/PREFIX
 #   make lint             checkpatch --strict, sparse, W=1 for every kernel
+#   make tidy             clang-tidy over the userspace sources
 #   make fuzz             libFuzzer targets (clang)
 #   make dkms-source      module sources + dkms.conf to DESTDIR/usr/src
 #
@@ -30,7 +31,7 @@ DESTDIR ?=
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-USER_PKGS := libnl-3.0 libnl-genl-3.0 libmnl libkmod
+USER_PKGS := libnl-3.0 libnl-genl-3.0 libmnl libkmod json-c
 USER_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 	-Iuapi -Icommon -Ilib \
 	$(shell $(PKG_CONFIG) --cflags $(USER_PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
@@ -59,7 +60,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRCS))
 SELFTEST_BINS := $(patsubst selftests/nbdws/%.c,$(B)/selftests/%,$(SELFTEST_SRCS))
 
 .PHONY: all module tools unit selftests check lint vm install clean deps \
-	checkpatch fuzz dkms-source help
+	checkpatch tidy fuzz dkms-source help
 .DELETE_ON_ERROR:
 
 all: module tools
@@ -99,7 +100,7 @@ $(LIBUSER_SAN): $(patsubst %.c,$(B)/san/obj/%.o,$(COMMON_SRCS) $(LIB_SRCS))
 $(NBDCTL): $(patsubst %.c,$(B)/obj/%.o,$(NBDCTL_SRCS)) $(LIBUSER)
 	$(CC) -o $@ $^ $(USER_LDLIBS)
 
-unit: $(UNIT_BINS)
+unit: $(UNIT_BINS) $(NBDCTL)
 
 $(B)/unit/%: tests/unit/%.c $(LIBUSER_SAN) $(USER_HDRS) $(KSFT_HDRS)
 	@mkdir -p $(dir $@)
@@ -125,6 +126,9 @@ lint:
 
 checkpatch:
 	@scripts/lint.sh --checkpatch-only
+
+tidy:
+	@mkdir -p $(B) && scripts/tidy.sh
 
 vm: tools selftests
 	@scripts/vm.sh $(if $(KERNEL),--kernel $(KERNEL)) $(if $(CMD),--cmd "$(CMD)")

@@ -4,7 +4,8 @@
 # Everything `make check` runs, in order:
 #   1. build the tools, host unit tests (ASan/UBSan) and VM selftests
 #   2. host unit tests
-#   3. lint: checkpatch --strict, W=1 and sparse for every target kernel
+#   3. lint: checkpatch --strict, W=1 and sparse for every target kernel;
+#      clang-tidy for userspace
 #   4. DKMS: `dkms add` + `dkms build -k KVER` for every target kernel
 #   5. `make install` into a scratch DESTDIR
 #   6. per target kernel: boot a VM, load the module, run the selftests,
@@ -74,6 +75,9 @@ if [ -n "$host" ]; then
 	step "lint: checkpatch, W=1, sparse"
 	scripts/lint.sh --tap "$res/host/lint.tap"
 	tapargs+=("host=$res/host/lint.tap")
+
+	step "clang-tidy (userspace)"
+	host_check clang-tidy "clang-tidy clean (userspace)" scripts/tidy.sh
 
 	step "dkms build"
 	dk="$top/build/dkms"
