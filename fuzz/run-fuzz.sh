@@ -1,0 +1,43 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run each libFuzzer target for a bounded time and summarise:
+#   run-fuzz.sh BUILD_DIR SECONDS TARGET...
+# Each target starts from the generated seeds (BUILD_DIR/corpus/T) plus
+# what earlier runs found (BUILD_DIR/work/T). Prints executions and
+# whether a crash (a sanitizer report or a broken codec contract) was
+# found; exits 1 if any target crashed, with the reproducer kept in
+# BUILD_DIR/crashes/ (re-run it: BUILD_DIR/T BUILD_DIR/crashes/FILE).
+set -uo pipefail
+
+dir=$1 secs=$2
+shift 2
+mkdir -p "$dir/crashes"
+status=0
+total=0
+
+for t in "$@"; do
+	mkdir -p "$dir/work/$t"
+	log="$dir/$t.log"
+	before=$(ls "$dir/crashes" | grep -c "^$t-" || true)
+	"$dir/$t" -max_total_time="$secs" -max_len=70000 -timeout=20 \
+		-rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix="$dir/crashes/$t-" \
+		"$dir/work/$t" "$dir/corpus/$t" >"$log" 2>&1
+	rc=$?
+	after=$(ls "$dir/crashes" | grep -c "^$t-" || true)
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)
+	corpus=$(ls "$dir/work/$t" | wc -l)
+	execs=${execs:-0}
+	total=$((total + execs))
+	if [ "$rc" -ne 0 ] || [ "$after" -gt "$before" ]; then
+		echo "fuzz: $t: CRASH after $execs executions (exit $rc), see $log and $dir/crashes/" >&2
+		grep -m 5 -E 'ERROR|runtime error|round trip:|differ' "$log" >&2
+		status=1
+	else
+		echo "fuzz: $t: $execs executions in ${secs}s, $cov, corpus $corpus, no crash"
+	fi
+done
+echo "fuzz: total $total executions, $([ $status -eq 0 ] && echo "no crashes" || echo "CRASHES FOUND")"
+exit $status
