@@ -42,6 +42,10 @@ fi
 out=${out:-$top/build/kernels/$kver}
 src="$out/src"
 mkdir -p "$src" "$out/probes"
+# Several builds for one kernel may start at once (parallel VM runs):
+# one at a time per output directory.
+exec 9>"$out/.lock"
+flock 9
 
 # Stage sources; cp -a keeps mtimes so kbuild rebuilds only what changed.
 rm -rf "$src/kmod/probes"

@@ -12,8 +12,8 @@
 #            with its status.
 # --job FILE: run FILE (bash, path inside the tree) as it is; the job loads
 #            whatever it needs (the selftest runner does).
-# The console log of every run is kept in OUT/console.log
-# (default build/vm/KVER).
+# The console log of every run is kept in OUT/console.log (default
+# build/vm/KVER, and build/vm/KVER/runs/cmd.* for each --cmd run).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,7 +39,15 @@ kver=$(awk -v k="$kernel" 'k == "" || $1 == k || $2 == k { print $2; exit }' "$l
 [ -n "$kver" ] || { echo "vm.sh: unknown kernel '$kernel' (see $list)" >&2; exit 2; }
 vmlinuz=/boot/vmlinuz-$kver
 [ -r "$vmlinuz" ] || { echo "vm.sh: $vmlinuz missing" >&2; exit 1; }
-out=${out:-$top/build/vm/$kver}
+if [ -z "$out" ]; then
+	out=$top/build/vm/$kver
+	# Each one-command run gets a directory of its own, so several may
+	# run side by side; its console log stays there.
+	if [ -n "$cmd" ]; then
+		mkdir -p "$out/runs"
+		out=$(mktemp -d "$out/runs/cmd.XXXXXX")
+	fi
+fi
 mkdir -p "$out"
 
 # ---- initramfs: busybox + the modules that reach 9p ----------------------
