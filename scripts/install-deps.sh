@@ -21,7 +21,7 @@ base_pkgs=(
 	xz-utils pkg-config sparse dkms linux-source-6.1
 	qemu-system-x86 busybox-static
 	libnl-3-dev libnl-genl-3-dev libmnl-dev libkmod-dev
-	nbdkit nbd-server nbd-client qemu-utils libnbd-bin fio e2fsprogs
+	libjson-c-dev nbdkit nbd-server nbd-client qemu-utils libnbd-bin fio e2fsprogs
 	iproute2 procps websockify clang clang-tidy libclang-rt-14-dev
 )
 

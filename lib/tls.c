@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * OpenSSL client sessions that end in kernel TLS (see tls.h).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/opensslv.h>
+#include <openssl/x509v3.h>
+
+#include "nbd_sock.h"
+#include "tls.h"
+
+/* ALPN wire form: length-prefixed protocol names. */
+static const unsigned char alpn_http11[] = "\x08http/1.1";
+
+/*
+ * TLS 1.2 suites the kernel can run (AES-GCM, ChaCha20-Poly1305), all
+ * with forward secrecy. TLS 1.3 suites are all AEAD and left as they are.
+ */
+static const char ktls_ciphers[] =
+	"ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20";
+
+/* Said when a handshake restricted for kTLS fails. */
+#if OPENSSL_VERSION_NUMBER < 0x30200000L
+static const char ktls_offer_note[] =
+	" (to end in kernel TLS only TLS 1.2 with AES-GCM or ChaCha20-Poly1305 suites was offered)";
+#else
+static const char ktls_offer_note[] =
+	" (to end in kernel TLS only AES-GCM or ChaCha20-Poly1305 suites were offered)";
+#endif
+
+/*
+ * OpenSSL writes to the socket with write(), so a peer that went away
+ * would raise SIGPIPE and kill a tool that did not ignore it. Block the
+ * signal around OpenSSL calls and discard one raised meanwhile; the
+ * failure itself comes back as EPIPE.
+ */
+struct sigpipe_guard {
+	sigset_t old;
+	bool was_pending;
+};
+
+static void sigpipe_block(struct sigpipe_guard *g)
+{
+	sigset_t set, pending;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigemptyset(&pending);
+	sigpending(&pending);
+	g->was_pending = sigismember(&pending, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static void sigpipe_restore(struct sigpipe_guard *g)
+{
+	const struct timespec zero = { 0 };
+	int saved = errno;	/* the caller looks at OpenSSL's errno */
+	sigset_t set;
+
+	if (!g->was_pending) {
+		sigemptyset(&set);
+		sigaddset(&set, SIGPIPE);
+		while (sigtimedwait(&set, NULL, &zero) > 0)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+	errno = saved;
+}
+
+/* OpenSSL's error queue as one line (drains it). */
+static void ssl_errors(char *buf, size_t size)
+{
+	unsigned long e;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	while ((e = ERR_get_error()) != 0 && used + 2 < size) {
+		if (used) {
+			memcpy(buf + used, "; ", 3);
+			used += 2;
+		}
+		ERR_error_string_n(e, buf + used, size - used);
+		used += strlen(buf + used);
+	}
+	if (!used)
+		snprintf(buf, size, "no detail from OpenSSL");
+}
+
+static bool is_ip_literal(const char *host)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, addr) == 1 ||
+	       inet_pton(AF_INET6, host, addr) == 1;
+}
+
+static int setup_ctx(struct tls_conn *t, const struct tls_opts *o,
+		     struct nbdws_err *err)
+{
+	char detail[256];
+	uint64_t opts = SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION;
+
+	t->ctx = SSL_CTX_new(TLS_client_method());
+	if (!t->ctx)
+		return nbdws_err_set(err, -ENOMEM, "cannot create a TLS context");
+	if (!SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION))
+		goto openssl_fail;
+	if (o->want_ktls) {
+		opts |= SSL_OP_ENABLE_KTLS;
+		if (!SSL_CTX_set_cipher_list(t->ctx, ktls_ciphers))
+			goto openssl_fail;
+#if OPENSSL_VERSION_NUMBER < 0x30200000L
+		/* TLS 1.3 would leave the receive direction in userspace. */
+		if (!SSL_CTX_set_max_proto_version(t->ctx, TLS1_2_VERSION))
+			goto openssl_fail;
+#endif
+	}
+	SSL_CTX_set_options(t->ctx, opts);
+	if (o->insecure) {
+		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_NONE, NULL);
+		return 0;
+	}
+	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
+	if (o->ca_file) {
+		if (!SSL_CTX_load_verify_locations(t->ctx, o->ca_file, NULL)) {
+			ssl_errors(detail, sizeof(detail));
+			return nbdws_err_set(err, -EINVAL,
+					     "cannot load CA file %s: %s",
+					     o->ca_file, detail);
+		}
+	} else if (!SSL_CTX_set_default_verify_paths(t->ctx)) {
+		goto openssl_fail;
+	}
+	return 0;
+
+openssl_fail:
+	ssl_errors(detail, sizeof(detail));
+	return nbdws_err_set(err, -ENOMEM, "TLS setup failed: %s", detail);
+}
+
+/* Keep the first alert: it usually says why a handshake failed. */
+static void on_info(const SSL *ssl, int where, int ret)
+{
+	struct tls_conn *t = SSL_get_app_data(ssl);
+
+	if (!(where & SSL_CB_ALERT) || !t || t->alert[0])
+		return;
+	snprintf(t->alert, sizeof(t->alert), "%s %s alert \"%s\"",
+		 (where & SSL_CB_READ) ? "received" : "sent",
+		 SSL_alert_type_string_long(ret),
+		 SSL_alert_desc_string_long(ret));
+}
+
+static int setup_ssl(struct tls_conn *t, const struct tls_opts *o,
+		     struct nbdws_err *err)
+{
+	char detail[256];
+
+	t->ssl = SSL_new(t->ctx);
+	if (!t->ssl)
+		goto openssl_fail;
+	SSL_set_app_data(t->ssl, t);
+	SSL_set_info_callback(t->ssl, on_info);
+	/* SSL_set_alpn_protos() returns 0 on success. */
+	if (SSL_set_alpn_protos(t->ssl, alpn_http11, sizeof(alpn_http11) - 1))
+		goto openssl_fail;
+	if (!o->server_name || !*o->server_name)
+		return o->insecure ? 0 :
+			nbdws_err_set(err, -EINVAL,
+				      "TLS needs a server name to verify");
+	if (is_ip_literal(o->server_name)) {
+		/* RFC 6066: no SNI for addresses; check the IP SAN instead. */
+		if (!o->insecure &&
+		    !X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl),
+						   o->server_name))
+			goto openssl_fail;
+		return 0;
+	}
+	if (!SSL_set_tlsext_host_name(t->ssl, o->server_name))
+		goto openssl_fail;
+	if (!o->insecure && !SSL_set1_host(t->ssl, o->server_name))
+		goto openssl_fail;
+	return 0;
+
+openssl_fail:
+	ssl_errors(detail, sizeof(detail));
+	return nbdws_err_set(err, -ENOMEM, "TLS setup failed: %s", detail);
+}
+
+static void release(struct tls_conn *t)
+{
+	if (t->fd >= 0 && t->fd_flags >= 0)
+		fcntl(t->fd, F_SETFL, t->fd_flags);
+	SSL_free(t->ssl);
+	SSL_CTX_free(t->ctx);
+	t->ssl = NULL;
+	t->ctx = NULL;
+}
+
+/* Explain a failed SSL_connect(). */
+static int handshake_error(struct tls_conn *t, int ssl_err,
+			   struct nbdws_err *err)
+{
+	const struct tls_opts *o = &t->opts;
+	long verify = SSL_get_verify_result(t->ssl);
+	char detail[256];
+	int saved = errno;
+
+	if (!o->insecure && (verify == X509_V_ERR_HOSTNAME_MISMATCH ||
+			     verify == X509_V_ERR_IP_ADDRESS_MISMATCH)) {
+		ERR_clear_error();
+		return nbdws_err_set(err, -ECONNREFUSED,
+				     "the TLS certificate of the server is not valid for %s (%s): use a host name or address that the certificate carries",
+				     o->server_name,
+				     X509_verify_cert_error_string(verify));
+	}
+	if (!o->insecure && verify != X509_V_OK) {
+		ERR_clear_error();
+		return nbdws_err_set(err, -ECONNREFUSED,
+				     "the TLS certificate of %s was not accepted: %s; give the CA that signed it with the CA file option%s",
+				     o->server_name ? o->server_name : "the server",
+				     X509_verify_cert_error_string(verify),
+				     " (or skip verification with the insecure option, for tests only)");
+	}
+	/* With SSL_OP_IGNORE_UNEXPECTED_EOF a bare EOF reads as ZERO_RETURN. */
+	if (ssl_err == SSL_ERROR_ZERO_RETURN ||
+	    (ssl_err == SSL_ERROR_SYSCALL && !ERR_peek_error()))
+		return nbdws_err_set(err, -ECONNRESET,
+				     "the server closed the connection during the TLS handshake%s%s%s%s (is it a TLS endpoint? use ws:// for plain WebSocket)",
+				     saved ? ": " : "", saved ? strerror(saved) : "",
+				     t->alert[0] ? "; " : "", t->alert);
+	ssl_errors(detail, sizeof(detail));
+	return nbdws_err_set(err, -ECONNREFUSED, "TLS handshake failed: %s%s%s%s",
+			     detail, t->alert[0] ? "; " : "", t->alert,
+			     o->want_ktls ? ktls_offer_note : "");
+}
+
+int tls_prepare(struct tls_conn *t, const struct tls_opts *o,
+		struct nbdws_err *err)
+{
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	t->fd = -1;
+	t->fd_flags = -1;
+	t->opts = *o;
+	rc = setup_ctx(t, o, err);
+	if (!rc)
+		rc = setup_ssl(t, o, err);
+	if (rc)
+		release(t);
+	return rc;
+}
+
+int tls_connect(struct tls_conn *t, int fd, int timeout_ms,
+		struct nbdws_err *err)
+{
+	int rc = 0;
+
+	t->fd = fd;
+	t->deadline_ms = nbd_now_ms() + timeout_ms;
+	t->fd_flags = fcntl(fd, F_GETFL);
+	if (t->fd_flags < 0)
+		rc = nbdws_err_set(err, -errno, "bad socket: %s",
+				   strerror(errno));
+	else if (fcntl(fd, F_SETFL, t->fd_flags | O_NONBLOCK) < 0)
+		rc = nbdws_err_set(err, -errno, "fcntl: %s", strerror(errno));
+	else if (!SSL_set_fd(t->ssl, fd))
+		rc = nbdws_err_set(err, -ENOMEM, "SSL_set_fd failed");
+	while (!rc) {
+		struct sigpipe_guard g;
+		int r, e;
+
+		ERR_clear_error();
+		errno = 0;
+		sigpipe_block(&g);
+		r = SSL_connect(t->ssl);
+		sigpipe_restore(&g);
+		if (r == 1)
+			return 0;
+		e = SSL_get_error(t->ssl, r);
+		if (e == SSL_ERROR_WANT_READ)
+			rc = ws_io_wait(fd, POLLIN, t->deadline_ms);
+		else if (e == SSL_ERROR_WANT_WRITE)
+			rc = ws_io_wait(fd, POLLOUT, t->deadline_ms);
+		else
+			rc = handshake_error(t, e, err);
+		if (rc == -ETIMEDOUT)
+			rc = nbdws_err_set(err, rc,
+					   "the TLS handshake did not finish in time");
+		else if (rc && rc != -ECONNREFUSED && rc != -ECONNRESET)
+			rc = nbdws_err_set(err, rc, "TLS handshake: %s",
+					   strerror(-rc));
+	}
+	release(t);
+	return rc;
+}
+
+/* Wait for what OpenSSL asked for, or explain why it failed. */
+static int io_retry(struct tls_conn *t, int ret, bool *eof)
+{
+	int e = SSL_get_error(t->ssl, ret);
+	char detail[256];
+
+	*eof = false;
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		return ws_io_wait(t->fd, POLLIN, t->deadline_ms);
+	case SSL_ERROR_WANT_WRITE:
+		return ws_io_wait(t->fd, POLLOUT, t->deadline_ms);
+	case SSL_ERROR_ZERO_RETURN:
+		*eof = true;
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		if (!ERR_peek_error()) {
+			if (errno == 0 || errno == ECONNRESET || errno == EPIPE) {
+				*eof = true;
+				return 0;
+			}
+			nbdws_err_set(&t->err, -errno, "TLS: %s",
+				      strerror(errno));
+			return -errno;
+		}
+		/* fall through */
+	default:
+		ssl_errors(detail, sizeof(detail));
+		nbdws_err_set(&t->err, -EPROTO, "TLS error: %s", detail);
+		return -EPROTO;
+	}
+}
+
+static ssize_t tls_io_read(void *ctx, void *buf, size_t len)
+{
+	struct tls_conn *t = ctx;
+
+	for (;;) {
+		struct sigpipe_guard g;
+		size_t got = 0;
+		bool eof;
+		int r, rc;
+
+		ERR_clear_error();
+		errno = 0;
+		sigpipe_block(&g);
+		r = SSL_read_ex(t->ssl, buf, len, &got);
+		sigpipe_restore(&g);
+		if (r == 1)
+			return (ssize_t)got;
+		rc = io_retry(t, r, &eof);
+		if (eof)
+			return 0;
+		if (rc)
+			return rc;
+	}
+}
+
+static int tls_io_write(void *ctx, const void *buf, size_t len)
+{
+	struct tls_conn *t = ctx;
+	const u8 *p = buf;
+
+	while (len) {
+		struct sigpipe_guard g;
+		size_t done = 0;
+		bool eof;
+		int r, rc;
+
+		ERR_clear_error();
+		errno = 0;
+		sigpipe_block(&g);
+		r = SSL_write_ex(t->ssl, p, len, &done);
+		sigpipe_restore(&g);
+		if (r == 1) {
+			p += done;
+			len -= done;
+			continue;
+		}
+		rc = io_retry(t, r, &eof);
+		if (eof)
+			return -ECONNRESET;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+void tls_io(struct tls_conn *t, struct ws_io *io)
+{
+	io->ctx = t;
+	io->read = tls_io_read;
+	io->write = tls_io_write;
+}
+
+void tls_describe(struct tls_conn *t, char *buf, size_t size)
+{
+	const SSL_CIPHER *c = SSL_get_current_cipher(t->ssl);
+
+	snprintf(buf, size, "%s %s", SSL_get_version(t->ssl),
+		 c ? SSL_CIPHER_get_name(c) : "(no cipher)");
+}
+
+bool tls_kernel_has_ulp(void)
+{
+	char line[256] = "";
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
+	char *tok, *save = NULL;
+
+	if (!f)
+		return false;
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	for (tok = strtok_r(line, " \n", &save); tok;
+	     tok = strtok_r(NULL, " \n", &save))
+		if (!strcmp(tok, "tls"))
+			return true;
+	return false;
+}
+
+int tls_ktls_check(struct tls_conn *t, struct nbdws_err *err)
+{
+	bool tx = BIO_get_ktls_send(SSL_get_wbio(t->ssl));
+	bool rx = BIO_get_ktls_recv(SSL_get_rbio(t->ssl));
+	char what[128];
+
+	if (tx && rx)
+		return 0;
+	tls_describe(t, what, sizeof(what));
+	return nbdws_err_set(err, -EOPNOTSUPP,
+			     "kernel TLS not available for this cipher/kernel: %s, send offload %s, receive offload %s; %s",
+			     what, tx ? "on" : "off", rx ? "on" : "off",
+			     tls_kernel_has_ulp() ?
+			     "the kernel has the tls ULP but refused the session keys: its crypto for this cipher is missing (load gcm/aes or chacha20poly1305; module autoloading may not work in this environment) or the cipher cannot be offloaded (the server must offer AES-GCM or ChaCha20-Poly1305)" :
+			     "the kernel has no \"tls\" TCP ULP (load the tls module: modprobe tls; it needs CONFIG_TLS)");
+}
+
+int tls_detach(struct tls_conn *t, u8 **out, size_t *out_len,
+	       struct nbdws_err *err)
+{
+	u8 *buf = NULL;
+	size_t have = 0;
+	int rc, pending;
+
+	*out = NULL;
+	*out_len = 0;
+	rc = tls_ktls_check(t, err);
+	if (rc)
+		return rc;
+	/* Records OpenSSL decrypted but the caller has not read yet. */
+	while ((pending = SSL_pending(t->ssl)) > 0) {
+		u8 *nbuf = realloc(buf, have + (size_t)pending);
+		size_t got = 0;
+
+		if (!nbuf) {
+			free(buf);
+			return nbdws_err_set(err, -ENOMEM, "out of memory");
+		}
+		buf = nbuf;
+		if (SSL_read_ex(t->ssl, buf + have, (size_t)pending, &got) != 1) {
+			free(buf);
+			return nbdws_err_set(err, -EPROTO,
+					     "cannot drain OpenSSL's buffered TLS data");
+		}
+		have += got;
+	}
+	if (SSL_has_pending(t->ssl)) {
+		free(buf);
+		return nbdws_err_set(err, -EPROTO,
+				     "OpenSSL holds TLS records it has not decrypted; the connection cannot be handed to the kernel");
+	}
+	/* No SSL_shutdown(): the session goes on, in the kernel. */
+	release(t);
+	*out = buf;
+	*out_len = have;
+	return 0;
+}
+
+void tls_free(struct tls_conn *t)
+{
+	struct sigpipe_guard g;
+
+	if (!t->ssl)
+		return;
+	ERR_clear_error();
+	if (t->fd >= 0 && SSL_is_init_finished(t->ssl)) {
+		sigpipe_block(&g);
+		SSL_shutdown(t->ssl);	/* best effort; never waits */
+		sigpipe_restore(&g);
+	}
+	ERR_clear_error();
+	release(t);
+}

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * TLS client for wss:// (OpenSSL), built to end in kernel TLS: the record
+ * layer moves into the socket (kTLS) as soon as the handshake is done, so
+ * that after the WebSocket upgrade and the NBD handshake the plain fd can
+ * be handed to nbdws.ko and the kernel keeps the fast path.
+ *
+ * - Verification against the system store by default, or a CA file, or
+ *   none (insecure, for tests and self-signed lab setups); the peer name
+ *   is checked (DNS name or IP literal); SNI is sent for DNS names.
+ * - ALPN offers http/1.1 (the upgrade is an HTTP/1.1 request).
+ * - TLS 1.2 at least. With @want_ktls, SSL_OP_ENABLE_KTLS is set before
+ *   the handshake and only AEAD ciphers the kernel implements are offered;
+ *   OpenSSL before 3.2 offloads TLS 1.3 in the send direction only, so
+ *   there the session is also capped at TLS 1.2, whose both directions it
+ *   does offload.
+ *
+ * While the session is in userspace the fd is non-blocking (every wait is
+ * a poll() against the deadline); tls_detach() restores it.
+ */
+#ifndef _NBDWS_TLS_H
+#define _NBDWS_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "nbdws_types.h"
+#include "nbdws_err.h"
+#include "ws_io.h"
+
+struct tls_opts {
+	/* host from the URI: SNI and name check; must outlive the session */
+	const char *server_name;
+	const char *ca_file;	/* NULL: the system's default store */
+	bool insecure;		/* do not verify the certificate at all */
+	bool want_ktls;		/* move the record layer into the kernel */
+};
+
+struct tls_conn {
+	struct tls_opts opts;
+	SSL_CTX *ctx;
+	SSL *ssl;
+	int fd;
+	int fd_flags;		/* file status flags before we set O_NONBLOCK */
+	long long deadline_ms;
+	char alert[96];		/* first TLS alert sent or received */
+	struct nbdws_err err;	/* detail of the last I/O failure */
+};
+
+/*
+ * Build the OpenSSL context and session for @o without touching the
+ * network. Done before the TCP connect, because loading OpenSSL's
+ * configuration and ciphers can take long on a slow machine, and servers
+ * (websockify among them) hang up on clients that stay silent for a few
+ * seconds after connecting. Returns 0 or a negative errno with @err set
+ * (-EINVAL unusable CA file or name, -ENOMEM); on failure nothing is left
+ * to free. Release with tls_free() (or tls_detach()).
+ */
+int tls_prepare(struct tls_conn *t, const struct tls_opts *o,
+		struct nbdws_err *err);
+
+/*
+ * Run the TLS handshake on connected @fd within @timeout_ms. Returns 0, or
+ * a negative errno with a message in @err (-ECONNREFUSED certificate or
+ * handshake refused, -ETIMEDOUT, -ECONNRESET, -EPROTO); on failure the
+ * session is freed and @fd stays open.
+ */
+int tls_connect(struct tls_conn *t, int fd, int timeout_ms,
+		struct nbdws_err *err);
+
+/*
+ * The session as a ws_io stream (SSL_read/SSL_write, which go through the
+ * kernel when kTLS is on). Deadline: the one given to tls_connect().
+ */
+void tls_io(struct tls_conn *t, struct ws_io *io);
+
+/*
+ * 0 if kTLS is active in both directions; otherwise -EOPNOTSUPP with
+ * "kernel TLS not available for this cipher/kernel: ..." and the details
+ * (protocol, cipher, which direction, whether the tls ULP is registered).
+ */
+int tls_ktls_check(struct tls_conn *t, struct nbdws_err *err);
+
+/* Protocol and cipher in use ("TLSv1.2 ECDHE-RSA-AES256-GCM-SHA384"). */
+void tls_describe(struct tls_conn *t, char *buf, size_t size);
+
+/*
+ * Hand the fd over (kTLS must be active): the application bytes OpenSSL
+ * has already decrypted but not returned are moved to *out (malloc'd,
+ * NULL when none), the fd is made blocking again and the OpenSSL state is
+ * freed without a close_notify. The fd stays open and is the caller's.
+ */
+int tls_detach(struct tls_conn *t, u8 **out, size_t *out_len,
+	       struct nbdws_err *err);
+
+/* End the session (close_notify, best effort) and free it; fd stays open. */
+void tls_free(struct tls_conn *t);
+
+/* True if the running kernel has registered the "tls" TCP ULP. */
+bool tls_kernel_has_ulp(void);
+
+#endif /* _NBDWS_TLS_H */

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * nbdctl: what connect hands to --persist.
+ */
+#ifndef _NBDCTL_CONNECT_H
+#define _NBDCTL_CONNECT_H
+
+#include <stdint.h>
+
+#include "genl.h"
+#include "nbd_uri.h"
+
+struct persist_target {
+	const struct nbd_uri *uri;
+	uint32_t index;
+	uint64_t size;			/* export size and flags at connect */
+	uint16_t flags;
+	int timeout_ms;			/* per reconnect attempt */
+};
+
+/*
+ * Stay running and re-establish dead connections of device @t->index
+ * through RECONFIGURE, with exponential backoff. @events must be
+ * subscribed to the events group, @req is for requests. Returns an exit
+ * code once the device is gone or on a fatal error.
+ */
+int persist_run(struct nbdctl_nl *req, struct nbdctl_nl *events,
+		const struct persist_target *t);
+
+#endif /* _NBDCTL_CONNECT_H */

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nbdctl info URI / list-exports URI: ask an NBD server about its exports
+ * without creating a device (no kernel module needed).
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nbd_dial.h"
+#include "nbdctl.h"
+#include "output.h"
+
+static const struct option info_opts[] = {
+	{ "json", no_argument, NULL, 'j' },
+	{ "help", no_argument, NULL, 'h' },
+	{},
+};
+
+/* Parse "[-j] URI" for both commands; returns 0 or an exit code. */
+static int parse_uri_arg(int argc, char **argv, struct nbd_uri *uri)
+{
+	struct nbdws_err err;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "jh", info_opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			nbdctl_opts.json = true;
+			break;
+		case 'h':
+			nbdctl_usage(stdout, argv[0]);
+			exit(NBDCTL_EXIT_OK);
+		default:
+			return nbdctl_usage_error(argv[0], NULL);
+		}
+	}
+	if (argc - optind != 1)
+		return nbdctl_usage_error(argv[0], "expected exactly one URI");
+	rc = nbd_uri_parse(argv[optind], uri, &err);
+	if (rc == -EPROTONOSUPPORT) {
+		nbdctl_err("%s", err.msg);
+		return NBDCTL_EXIT_FAIL;
+	}
+	if (rc)
+		return nbdctl_usage_error(argv[0], "%s", err.msg);
+	return 0;
+}
+
+static void print_info(const struct nbd_export_info *info)
+{
+	char size[32], flags[256];
+
+	if (nbdctl_opts.json) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "export", json_object_new_string(info->name));
+		if (info->description)
+			json_object_object_add(o, "description",
+					       json_object_new_string(info->description));
+		json_object_object_add(o, "size", json_u64(info->size));
+		json_object_object_add(o, "flags", json_tflags(info->tflags));
+		json_object_object_add(o, "flags_raw", json_object_new_int(info->tflags));
+		json_object_object_add(o, "block_size_min", json_object_new_int64(info->block_min));
+		json_object_object_add(o, "block_size_preferred", json_object_new_int64(info->block_pref));
+		json_object_object_add(o, "block_size_max", json_object_new_int64(info->block_max));
+		json_object_object_add(o, "block_size_from_server",
+				       json_object_new_boolean(info->block_size_given));
+		json_object_object_add(o, "negotiation",
+				       json_object_new_string(info->used_export_name ?
+							      "export-name" : "info"));
+		json_print(o);
+		return;
+	}
+	fmt_size(info->size, size, sizeof(size));
+	fmt_tflags(info->tflags, flags, sizeof(flags));
+	printf("export:       '%s'\n", info->name);
+	if (info->description)
+		printf("description:  %s\n", info->description);
+	printf("size:         %" PRIu64 " bytes (%s)\n", info->size, size);
+	printf("flags:        %s (0x%04x)\n", flags, info->tflags);
+	printf("block sizes:  minimum %" PRIu32 ", preferred %" PRIu32 ", maximum %" PRIu32 "%s\n",
+	       info->block_min, info->block_pref, info->block_max,
+	       info->block_size_given ? "" : " (server gave none: protocol defaults)");
+	printf("negotiation:  %s\n", info->used_export_name ?
+	       "NBD_OPT_EXPORT_NAME (the server supports nothing newer)" :
+	       "NBD_OPT_INFO");
+}
+
+int cmd_info(int argc, char **argv)
+{
+	struct nbd_export_info info;
+	struct nbd_uri uri;
+	struct nbdws_err err;
+	int rc;
+
+	rc = parse_uri_arg(argc, argv, &uri);
+	if (rc)
+		return rc;
+	rc = nbd_dial(&uri, NBD_DIAL_INFO, NBDCTL_CONNECT_TIMEOUT_S * 1000,
+		      &info, &err);
+	nbd_uri_free(&uri);
+	if (rc) {
+		nbdctl_err("%s", err.msg);
+		return NBDCTL_EXIT_FAIL;
+	}
+	print_info(&info);
+	nbd_export_info_free(&info);
+	return NBDCTL_EXIT_OK;
+}
+
+int cmd_list_exports(int argc, char **argv)
+{
+	struct nbd_export_list list;
+	struct nbd_uri uri;
+	struct nbdws_err err;
+	size_t i;
+	int rc;
+
+	rc = parse_uri_arg(argc, argv, &uri);
+	if (rc)
+		return rc;
+	rc = nbd_dial_list(&uri, NBDCTL_CONNECT_TIMEOUT_S * 1000, &list, &err);
+	nbd_uri_free(&uri);
+	if (rc) {
+		nbdctl_err("%s", err.msg);
+		return NBDCTL_EXIT_FAIL;
+	}
+	if (nbdctl_opts.json) {
+		json_object *a = json_object_new_array();
+
+		for (i = 0; i < list.n; i++) {
+			json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "name", json_object_new_string(list.v[i].name));
+			json_object_object_add(o, "description",
+					       json_object_new_string(list.v[i].description));
+			json_object_array_add(a, o);
+		}
+		json_print(a);
+	} else {
+		for (i = 0; i < list.n; i++) {
+			if (list.v[i].description[0])
+				printf("'%s'\t%s\n", list.v[i].name,
+				       list.v[i].description);
+			else
+				printf("'%s'\n", list.v[i].name);
+		}
+	}
+	nbd_export_list_free(&list);
+	return NBDCTL_EXIT_OK;
+}

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nbdctl: configure nbdws block devices. This file holds the global
+ * options, the usage texts and the dispatch to one file per command.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nbdctl.h"
+
+struct nbdctl_opts nbdctl_opts;
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *usage;
+};
+
+static const struct command commands[] = {
+	{ "connect", cmd_connect,
+	  "connect [-c N] [-t SEC|--no-timeout] [--dead-timeout SEC] [-r] [-b BYTES]\n"
+	  "                [--max-request BYTES] [--queue-depth N] [--backend ID]\n"
+	  "                [--persist] [--keep] URI [DEVICE]" },
+	{ "disconnect", cmd_disconnect, "disconnect DEVICE... | --all" },
+	{ "list", cmd_list, "list" },
+	{ "status", cmd_status, "status DEVICE" },
+	{ "monitor", cmd_monitor, "monitor" },
+	{ "reconfigure", cmd_reconfigure,
+	  "reconfigure DEVICE [-t SEC] [--dead-timeout SEC] [--add URI]..." },
+	{ "info", cmd_info, "info URI" },
+	{ "list-exports", cmd_list_exports, "list-exports URI" },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void vmsg(const char *level, const char *fmt, va_list ap)
+{
+	fflush(stdout);
+	fprintf(stderr, "nbdctl: %s", level);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void nbdctl_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+}
+
+void nbdctl_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+void nbdctl_usage(FILE *f, const char *cmd)
+{
+	size_t i;
+
+	for (i = 0; i < N_COMMANDS; i++) {
+		if (cmd && strcmp(cmd, commands[i].name) != 0)
+			continue;
+		fprintf(f, "%s nbdctl [-j] %s\n", cmd ? "usage:" : "      ",
+			commands[i].usage);
+	}
+}
+
+int nbdctl_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vmsg("", fmt, ap);
+		va_end(ap);
+	}
+	nbdctl_usage(stderr, cmd);
+	return NBDCTL_EXIT_USAGE;
+}
+
+static void help(FILE *f)
+{
+	fprintf(f,
+		"usage: nbdctl [-j|--json] [--module PATH] COMMAND [ARGS]\n"
+		"commands:\n");
+	nbdctl_usage(f, NULL);
+	fprintf(f,
+		"URI: nbd://HOST[:PORT]/EXPORT | nbd+unix:///EXPORT?socket=PATH\n"
+		"DEVICE: /dev/nbdwsN | nbdwsN | N\n"
+		"exit status: 0 ok, 1 operation failed, 2 usage error,\n"
+		"             3 nbdws module not available\n"
+		"see nbdctl(8)\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "module", required_argument, NULL, 'M' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	const char *cmd;
+	size_t i;
+	int c;
+
+	nbdctl_opts.module_path = getenv("NBDWS_MODULE_PATH");
+	if (nbdctl_opts.module_path && !*nbdctl_opts.module_path)
+		nbdctl_opts.module_path = NULL;
+	/* '+': stop at the command name, its options are its own. */
+	while ((c = getopt_long(argc, argv, "+jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			nbdctl_opts.json = true;
+			break;
+		case 'M':
+			nbdctl_opts.module_path = optarg;
+			break;
+		case 'h':
+			help(stdout);
+			return NBDCTL_EXIT_OK;
+		default:
+			help(stderr);
+			return NBDCTL_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		nbdctl_err("no command given");
+		help(stderr);
+		return NBDCTL_EXIT_USAGE;
+	}
+	cmd = argv[optind];
+	if (!strcmp(cmd, "help")) {
+		help(stdout);
+		return NBDCTL_EXIT_OK;
+	}
+	for (i = 0; i < N_COMMANDS; i++) {
+		if (!strcmp(cmd, commands[i].name)) {
+			int pos = optind;
+
+			/* Let the command's getopt start from scratch. */
+			optind = 0;
+			return commands[i].fn(argc - pos, argv + pos);
+		}
+	}
+	nbdctl_err("unknown command '%s'", cmd);
+	help(stderr);
+	return NBDCTL_EXIT_USAGE;
+}

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nbdctl monitor: print nbdws events (device connected, connection dead
+ * and why, reconnected, disconnected) one line each until interrupted.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+
+#include <netlink/genl/genl.h>
+#include <netlink/netlink.h>
+
+#include "event.h"
+#include "genl.h"
+#include "nbdctl.h"
+#include "output.h"
+
+static void print_event(const struct nbdctl_event *ev)
+{
+	if (nbdctl_opts.json) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "device", json_object_new_string(ev->disk));
+		json_object_object_add(o, "index", json_object_new_int64(ev->index));
+		json_object_object_add(o, "event", json_object_new_string(event_name(ev->event)));
+		if (ev->has_conn)
+			json_object_object_add(o, "conn", json_object_new_int64(ev->conn_id));
+		if (ev->has_reason)
+			json_object_object_add(o, "reason",
+					       json_object_new_string(reason_name(ev->reason)));
+		if (ev->has_ws_close) {
+			json_object_object_add(o, "ws_close_code",
+					       json_object_new_int(ev->ws_close_code));
+			json_object_object_add(o, "ws_close_reason",
+					       json_object_new_string(ev->ws_close_reason));
+		}
+		json_print(o);
+		return;
+	}
+	printf("%s %s", ev->disk, event_name(ev->event));
+	if (ev->has_conn)
+		printf(" conn %u", ev->conn_id);
+	if (ev->has_reason && ev->reason != NBDWS_REASON_NONE)
+		printf(" reason %s", reason_name(ev->reason));
+	if (ev->has_ws_close)
+		printf(" ws-close %u '%s'", ev->ws_close_code, ev->ws_close_reason);
+	printf("\n");
+	fflush(stdout);
+}
+
+static int event_cb(struct nl_msg *msg, void *arg)
+{
+	struct nlmsghdr *nlh = nlmsg_hdr(msg);
+	struct nbdctl_event ev;
+	struct genlmsghdr *g;
+
+	(void)arg;
+	if (!genlmsg_valid_hdr(nlh, 0))
+		return NL_OK;
+	g = nlmsg_data(nlh);
+	if (g->cmd != NBDWS_CMD_EVENT)
+		return NL_OK;
+	if (!nbdctl_event_parse(genlmsg_attrdata(g, 0), genlmsg_attrlen(g, 0), &ev))
+		print_event(&ev);
+	return NL_OK;
+}
+
+int cmd_monitor(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct nbdctl_nl nl;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			nbdctl_opts.json = true;
+			break;
+		case 'h':
+			nbdctl_usage(stdout, argv[0]);
+			return NBDCTL_EXIT_OK;
+		default:
+			return nbdctl_usage_error(argv[0], NULL);
+		}
+	}
+	if (optind != argc)
+		return nbdctl_usage_error(argv[0], "monitor takes no arguments");
+	rc = nbdctl_nl_open(&nl);
+	if (rc)
+		return rc;
+	rc = nbdctl_nl_subscribe(&nl);
+	if (rc) {
+		nbdctl_nl_close(&nl);
+		return rc;
+	}
+	nl_socket_modify_cb(nl.sk, NL_CB_VALID, NL_CB_CUSTOM, event_cb, NULL);
+	for (;;) {
+		rc = nl_recvmsgs_default(nl.sk);
+		if (rc == -NLE_INTR || rc >= 0)
+			continue;
+		/* libnl reports the socket's ENOBUFS overrun as NLE_NOMEM. */
+		if (rc == -NLE_NOMEM) {
+			nbdctl_warn("events were lost (receive buffer overrun)");
+			continue;
+		}
+		nbdctl_err("receiving events failed: %s", nl_geterror(rc));
+		break;
+	}
+	nbdctl_nl_close(&nl);
+	return NBDCTL_EXIT_FAIL;
+}

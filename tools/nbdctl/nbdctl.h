@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * nbdctl: shared declarations between the command files.
+ */
+#ifndef _NBDCTL_H
+#define _NBDCTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <linux/nbdws.h>
+
+/* Exit codes, documented in nbdctl(8). */
+enum {
+	NBDCTL_EXIT_OK = 0,
+	NBDCTL_EXIT_FAIL = 1,		/* the operation failed */
+	NBDCTL_EXIT_USAGE = 2,		/* bad command line */
+	NBDCTL_EXIT_NOMOD = 3,		/* nbdws module/family unavailable */
+};
+
+/* Default handshake/connect deadline, seconds. */
+#define NBDCTL_CONNECT_TIMEOUT_S	30
+/* Deadline of each reconnection attempt of --persist, seconds. */
+#define NBDCTL_RECONNECT_TIMEOUT_S	10
+
+struct nbdctl_opts {
+	bool json;
+	const char *module_path;	/* --module or $NBDWS_MODULE_PATH */
+};
+
+extern struct nbdctl_opts nbdctl_opts;
+
+/* Print "nbdctl: " + message to stderr. */
+void nbdctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void nbdctl_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print the usage line of @cmd (or all of them) to @f. */
+void nbdctl_usage(FILE *f, const char *cmd);
+/* Print usage of @cmd to stderr and return NBDCTL_EXIT_USAGE. */
+int nbdctl_usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Command entry points: argv[0] is the command name. */
+int cmd_connect(int argc, char **argv);
+int cmd_disconnect(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_monitor(int argc, char **argv);
+int cmd_reconfigure(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_list_exports(int argc, char **argv);
+
+/* args.c: argument parsing helpers; 0 on success, -1 if malformed. */
+int parse_device(const char *arg, uint32_t *index);
+int parse_seconds_ms(const char *arg, uint32_t *ms);
+int parse_bytes(const char *arg, uint32_t *bytes);
+int parse_uint(const char *arg, uint32_t min, uint32_t max, uint32_t *v);
+
+#endif /* _NBDCTL_H */

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nbdctl connect --persist: keep a device's connections alive.
+ *
+ * Events say when a connection died, but multicast can overflow and lose
+ * them, so the kernel's STATUS is the truth: every event for our device
+ * and a periodic timer trigger a STATUS query, and every connection slot
+ * reported dead is re-established (fresh handshake, same export) and
+ * handed over with RECONFIGURE naming that slot. Failed attempts back off
+ * exponentially. The loop ends when the device disappears.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <netlink/genl/genl.h>
+#include <netlink/netlink.h>
+
+#include "connect.h"
+#include "conns.h"
+#include "devstatus.h"
+#include "event.h"
+#include "nbd_sock.h"
+#include "nbdctl.h"
+
+#define BACKOFF_MIN_MS		500
+#define BACKOFF_MAX_MS		30000
+/* How often STATUS is checked when no event arrives. */
+#define STATUS_PERIOD_MS	5000
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+struct persist_state {
+	const struct persist_target *t;
+	bool check;		/* an event asks for a STATUS check */
+	bool gone;		/* DISCONNECTED event for our device */
+};
+
+static int event_cb(struct nl_msg *msg, void *arg)
+{
+	struct persist_state *st = arg;
+	struct nlmsghdr *nlh = nlmsg_hdr(msg);
+	struct nbdctl_event ev;
+	struct genlmsghdr *g;
+
+	if (!genlmsg_valid_hdr(nlh, 0))
+		return NL_OK;
+	g = nlmsg_data(nlh);
+	if (g->cmd != NBDWS_CMD_EVENT ||
+	    nbdctl_event_parse(genlmsg_attrdata(g, 0), genlmsg_attrlen(g, 0), &ev) ||
+	    ev.index != st->t->index)
+		return NL_OK;
+	if (ev.event == NBDWS_EVENT_DISCONNECTED)
+		st->gone = true;
+	else
+		st->check = true;
+	return NL_OK;
+}
+
+/* Re-establish slot @id; 0 on success, -1 to retry later. */
+static int revive(struct nbdctl_nl *req, const struct persist_target *t,
+		  uint32_t id)
+{
+	struct nbd_export_info info;
+	struct nlattr *conns;
+	struct nl_msg *msg;
+	int fd, rc;
+
+	if (conns_open(t->uri, 1, t->timeout_ms, &fd, &info))
+		return -1;
+	rc = conns_check_same(&info, t->size, t->flags, 1);
+	nbd_export_info_free(&info);
+	if (rc) {
+		close(fd);
+		return -1;
+	}
+	msg = nbdctl_nl_msg(req, NBDWS_CMD_RECONFIGURE, 0);
+	conns = NULL;
+	if (msg && nla_put_u32(msg, NBDWS_A_INDEX, t->index) == 0)
+		conns = nbdctl_nest_start(msg, NBDWS_A_CONNS);
+	if (!conns || conns_put(msg, fd, id)) {
+		nlmsg_free(msg);
+		close(fd);
+		nbdctl_err("out of memory");
+		return -1;
+	}
+	nla_nest_end(msg, conns);
+	rc = nbdctl_nl_request(req, msg, NULL, NULL);
+	close(fd);
+	if (rc) {
+		nbdctl_nl_perror(req, rc, "RECONFIGURE refused the new connection");
+		return -1;
+	}
+	nbdctl_warn("%s%u: connection %u re-established", NBDWS_DISK_NAME,
+		    t->index, id);
+	return 0;
+}
+
+int persist_run(struct nbdctl_nl *req, struct nbdctl_nl *events,
+		const struct persist_target *t)
+{
+	struct persist_state st = { .t = t };
+	struct sigaction sa = { .sa_handler = on_signal };
+	int backoff = BACKOFF_MIN_MS;
+	long long next_action = 0;
+	bool in_backoff = false;
+	struct pollfd pfd;
+
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	nl_socket_modify_cb(events->sk, NL_CB_VALID, NL_CB_CUSTOM, event_cb, &st);
+	nl_socket_set_nonblocking(events->sk);
+	pfd.fd = nl_socket_get_fd(events->sk);
+	pfd.events = POLLIN;
+
+	while (!stop_signal) {
+		long long now = nbd_now_ms();
+		struct dev_status d;
+		bool failed = false;
+		unsigned int i;
+		int rc;
+
+		/* An event is acted on at once, unless we are backing off. */
+		if (now < next_action && !(st.check && !in_backoff)) {
+			if (poll(&pfd, 1, (int)(next_action - now)) > 0)
+				nl_recvmsgs_default(events->sk);
+			if (st.gone)
+				break;
+			continue;
+		}
+		st.check = false;
+		next_action = now + STATUS_PERIOD_MS;
+		rc = dev_status_get(req, t->index, &d);
+		if (rc == -ENODEV || rc == -ENOENT)
+			break;
+		if (rc) {
+			nbdctl_nl_perror(req, rc, "status");
+			continue;
+		}
+		if (DEV_HAS(&d, NBDWS_A_STATE) && d.state == NBDWS_DEV_DISCONNECTED)
+			break;
+		for (i = 0; i < d.nconns && !failed; i++)
+			if (d.conns[i].state == NBDWS_CONN_DEAD)
+				failed = revive(req, t, d.conns[i].id) != 0;
+		if (failed) {
+			in_backoff = true;
+			next_action = nbd_now_ms() + backoff;
+			nbdctl_warn("%s%u: retrying in %d.%03d s", NBDWS_DISK_NAME,
+				    t->index, backoff / 1000, backoff % 1000);
+			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+		} else {
+			in_backoff = false;
+			backoff = BACKOFF_MIN_MS;
+		}
+	}
+	if (stop_signal)
+		nbdctl_warn("stopping on signal %d; %s%u stays connected",
+			    (int)stop_signal, NBDWS_DISK_NAME, t->index);
+	return NBDCTL_EXIT_OK;
+}
