@@ -8,24 +8,55 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/workqueue.h>
 
 #include "nbdws.h"
+
+/*
+ * Send, receive and teardown work of every connection. It sits on the
+ * block I/O path, so it must make progress under memory pressure
+ * (WQ_MEM_RECLAIM), and latency matters more than fairness (WQ_HIGHPRI).
+ */
+struct workqueue_struct *nbdws_wq;
+
+/* Serialises configuration: netlink commands and module unload. */
+DEFINE_MUTEX(nbdws_cfg_mutex);
 
 static int __init nbdws_init(void)
 {
 	int ret;
 
+	nbdws_wq = alloc_workqueue("nbdws", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0);
+	if (!nbdws_wq)
+		return -ENOMEM;
+	ret = nbdws_dev_init();
+	if (ret)
+		goto err_wq;
+	nbdws_debugfs_init();
 	ret = nbdws_genl_init();
 	if (ret) {
 		pr_err("cannot register generic netlink family: %d\n", ret);
-		return ret;
+		goto err_debugfs;
 	}
 	return 0;
+
+err_debugfs:
+	nbdws_debugfs_exit();
+	nbdws_dev_exit();
+err_wq:
+	destroy_workqueue(nbdws_wq);
+	return ret;
 }
 
 static void __exit nbdws_exit(void)
 {
+	/* No new commands first, then no devices. */
 	nbdws_genl_exit();
+	nbdws_dev_remove_all();
+	nbdws_debugfs_exit();
+	nbdws_dev_exit();
+	destroy_workqueue(nbdws_wq);
 }
 
 module_init(nbdws_init);

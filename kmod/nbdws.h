@@ -1,13 +1,259 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * nbdws: internal interfaces between the parts of the module.
+ *
+ * Object model: a device (struct nbdws_dev) owns a blk-mq tag set with one
+ * hardware queue per connection slot (blk-mq caps the count at the number
+ * of CPUs; queues then take turns among connections) and a gendisk. Each slot is a struct
+ * nbdws_conn that lives as long as the device; its socket may be replaced
+ * (RECONFIGURE) once the previous one is dead and quiesced, so pointers to
+ * a connection never dangle while the device exists.
  */
 #ifndef _NBDWS_H
 #define _NBDWS_H
 
-#include <linux/types.h>
+#include <linux/atomic.h>
+#include <linux/blk-mq.h>
+#include <linux/mutex.h>
+#include <linux/net.h>
+#include <linux/rwsem.h>
+#include <linux/spinlock.h>
+#include <linux/uio.h>
+#include <linux/workqueue.h>
+#include <linux/nbdws.h>
 
+#include "nbd_wire.h"
+
+struct netlink_ext_ack;
+struct nlattr;
+
+#define NBDWS_BACKEND_MAX	256
+#define NBDWS_MIN_BLOCK_SIZE	512
+
+/*
+ * Request life cycle bits in nbdws_cmd.state. A request handed to a
+ * connection is INFLIGHT; the send path sets TX_DONE after its last byte
+ * left, the receive path sets REPLIED once the reply (and read payload) is
+ * in. Whichever of the two comes second completes the request, so neither
+ * side ever touches a completed request, even when a hostile server answers
+ * before the request was fully sent.
+ */
+#define NBDWS_CMD_INFLIGHT	BIT(0)
+#define NBDWS_CMD_TX_DONE	BIT(1)
+#define NBDWS_CMD_REPLIED	BIT(2)
+#define NBDWS_CMD_HELD		BIT(3)	/* parked: no live connection */
+
+/* Per-request data, in the blk-mq command (blk_mq_rq_to_pdu). */
+struct nbdws_req {
+	struct list_head node;		/* conn send list or dev held list */
+	struct nbdws_conn *conn;	/* connection it went out on */
+	atomic_t state;
+	int error;			/* errno from the reply */
+	u64 cookie;
+	unsigned long queued_at;	/* jiffies, for debugfs */
+	u16 nbd_type;
+	bool zcopy;			/* payload pages may be spliced */
+	u8 hdr_off;			/* header bytes already sent */
+	u8 hdr[NBDP_REQUEST_SIZE];
+	struct bio *tx_bio;		/* bio whose payload is being sent */
+	struct iov_iter tx_iter;
+};
+
+/* Connection flag bits (nbdws_conn.flags). */
+enum {
+	NBDWS_CONN_F_DEAD,		/* no new requests; teardown scheduled */
+	NBDWS_CONN_F_SOCK,		/* sock is set and callbacks installed */
+};
+
+struct nbdws_conn {
+	struct nbdws_dev *dev;
+	unsigned int id;
+	unsigned long flags;
+	u32 reason;			/* enum nbdws_dead_reason */
+	u32 transport;			/* enum nbdws_transport */
+	struct socket *sock;
+	bool use_read_sock;
+
+	void (*saved_data_ready)(struct sock *sk);
+	void (*saved_state_change)(struct sock *sk);
+	void (*saved_write_space)(struct sock *sk);
+
+	/* Send side: queue_rq appends; whoever holds tx_mutex drains. */
+	spinlock_t send_lock;
+	struct list_head send_list;
+	struct mutex tx_mutex;		/* one sender at a time */
+	struct nbdws_req *tx_cur;	/* under tx_mutex */
+	struct work_struct tx_work;
+
+	/* Receive side: everything below is owned by rx_work. */
+	struct work_struct rx_work;
+	struct nbd_reply_parser parser;
+	struct request *rx_rq;		/* read whose payload is arriving */
+	struct bio *rx_bio;
+	struct iov_iter rx_iter;
+	u8 *preread;			/* bytes userspace read past handshake */
+	size_t preread_len;
+	size_t preread_off;
+
+	struct work_struct dead_work;
+	atomic64_t stats[__NBDWS_STAT_A_MAX];
+};
+
+struct nbdws_dev {
+	int index;
+	struct blk_mq_tag_set tag_set;
+	struct gendisk *disk;
+	bool disk_added;
+	u32 *tag_gen;			/* per hwq and tag: cookie generation */
+
+	struct nbdws_conn *conns[NBDWS_MAX_CONNS];
+	unsigned int nr_conns;		/* grows only; see nbdws_dev_grow() */
+	atomic_t live;			/* connections not dead */
+	unsigned int rr[NBDWS_MAX_CONNS]; /* per hwq: next connection turn */
+	/*
+	 * Held for reading by everything that walks the tag set (reply
+	 * lookup, requeue, debugfs), for writing while the number of
+	 * hardware queues changes.
+	 */
+	struct rw_semaphore tags_rwsem;
+
+	/* Configuration, changed only under nbdws_cfg_mutex. */
+	u64 size;
+	u32 block_size;
+	u32 block_pref;
+	u32 block_max;
+	u32 max_req;
+	u32 server_flags;
+	u32 client_flags;
+	u32 timeout_ms;
+	u32 dead_timeout_ms;
+	u32 depth;
+	char backend[NBDWS_BACKEND_MAX];
+
+	/* Requests waiting for a connection; state and failing guard them. */
+	spinlock_t held_lock;
+	struct list_head held;
+	u32 state;			/* enum nbdws_dev_state */
+	bool failing;			/* fail instead of holding */
+	bool disconnecting;
+	struct delayed_work dead_timeout_work;
+
+	struct dentry *debugfs_dir;
+};
+
+static inline struct nbdws_req *nbdws_rq_cmd(struct request *rq)
+{
+	return blk_mq_rq_to_pdu(rq);
+}
+
+/* Module-wide state (main.c). */
+extern struct workqueue_struct *nbdws_wq;
+extern struct mutex nbdws_cfg_mutex;
+
+/* dev.c: device life cycle. Callers hold nbdws_cfg_mutex. */
+struct nbdws_dev_config {
+	u64 size;
+	u32 block_size;
+	u32 block_pref;
+	u32 block_max;
+	u32 max_req;
+	u32 server_flags;
+	u32 client_flags;
+	u32 timeout_ms;
+	u32 dead_timeout_ms;
+	u32 depth;
+	const char *backend;
+	unsigned int nr_conns;
+};
+
+struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg);
+int nbdws_dev_start(struct nbdws_dev *dev);
+void nbdws_dev_disconnect(struct nbdws_dev *dev);
+void nbdws_dev_destroy(struct nbdws_dev *dev);
+struct nbdws_dev *nbdws_dev_find(int index);
+struct nbdws_dev *nbdws_dev_next(int *index);
+void nbdws_dev_set_timeout(struct nbdws_dev *dev, u32 timeout_ms);
+void nbdws_dev_grow(struct nbdws_dev *dev, unsigned int nr_conns);
+void nbdws_dev_remove_all(void);
+int nbdws_dev_init(void);
+void nbdws_dev_exit(void);
+
+/* mq.c: blk-mq operations and request hold/requeue. */
+extern const struct blk_mq_ops nbdws_mq_ops;
+void nbdws_cmd_complete(struct request *rq);
+void nbdws_release_held(struct nbdws_dev *dev);
+void nbdws_fail_held(struct nbdws_dev *dev);
+void nbdws_requeue_conn(struct nbdws_conn *conn);
+
+/* conn.c: connection life cycle. */
+struct nbdws_conn_params {
+	struct socket *sock;
+	u32 transport;
+	const void *preread;
+	size_t preread_len;
+};
+
+int nbdws_sock_lookup(int fd, struct socket **sockp,
+		      struct netlink_ext_ack *extack,
+		      const struct nlattr *attr);
+struct nbdws_conn *nbdws_conn_alloc(struct nbdws_dev *dev, unsigned int id);
+void nbdws_conn_free(struct nbdws_conn *conn);
+int nbdws_conn_attach(struct nbdws_conn *conn,
+		      const struct nbdws_conn_params *p);
+void nbdws_conn_mark_dead(struct nbdws_conn *conn, u32 reason);
+void nbdws_conn_quiesce(struct nbdws_conn *conn);
+void nbdws_conn_release_sock(struct nbdws_conn *conn);
+void nbdws_conn_send_disc(struct nbdws_conn *conn);
+void nbdws_dead_timeout_work(struct work_struct *work);
+
+/*
+ * Point @it at the data of @bio (which may be a clone sharing its bio_vec
+ * array, starting part-way into it), for @dir ITER_SOURCE or ITER_DEST.
+ */
+static inline void nbdws_bio_iter(struct bio *bio, unsigned int dir,
+				  struct iov_iter *it)
+{
+	const struct bio_vec *bv = bio->bi_io_vec + bio->bi_iter.bi_idx;
+	size_t span = bio->bi_iter.bi_bvec_done + bio->bi_iter.bi_size;
+	unsigned long nr = 0;
+
+	while (span) {
+		span -= min_t(size_t, span, bv[nr].bv_len);
+		nr++;
+	}
+	iov_iter_bvec(it, dir, bv, nr, bio->bi_iter.bi_size);
+	it->iov_offset = bio->bi_iter.bi_bvec_done;
+}
+
+static inline bool nbdws_conn_dead(const struct nbdws_conn *conn)
+{
+	return test_bit(NBDWS_CONN_F_DEAD, &conn->flags);
+}
+
+static inline void nbdws_stat_add(struct nbdws_conn *conn, int stat, u64 v)
+{
+	atomic64_add(v, &conn->stats[stat]);
+}
+
+/* tx.c: send path. */
+void nbdws_tx_prepare(struct nbdws_dev *dev, struct request *rq, u16 type,
+		      u16 flags);
+void nbdws_tx_work(struct work_struct *work);
+void nbdws_tx_kick(struct nbdws_conn *conn, bool inline_ok);
+
+/* rx.c: receive path. */
+void nbdws_rx_work(struct work_struct *work);
+void nbdws_rx_reset(struct nbdws_conn *conn);
+
+/* genl.c: netlink family and events. */
 int nbdws_genl_init(void);
 void nbdws_genl_exit(void);
+void nbdws_event(struct nbdws_dev *dev, u32 event, int conn_id, u32 reason);
+
+/* debugfs.c */
+void nbdws_debugfs_init(void);
+void nbdws_debugfs_exit(void);
+void nbdws_debugfs_add(struct nbdws_dev *dev);
+void nbdws_debugfs_remove(struct nbdws_dev *dev);
 
 #endif /* _NBDWS_H */

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * nbdws: the one place that knows about kernel API differences.
+ *
+ * Every difference is detected by a compile probe (kmod/probes/NAME.c ->
+ * NBDWS_HAVE_NAME), never by LINUX_VERSION_CODE: distribution kernels carry
+ * backports that make version numbers lie (Debian's 6.1 defines
+ * MSG_SPLICE_PAGES although its TCP still only zero-copies via sendpage).
+ */
+#ifndef _NBDWS_COMPAT_H
+#define _NBDWS_COMPAT_H
+
+#include <linux/blk-mq.h>
+#include <linux/blkdev.h>
+#include <linux/net.h>
+#include <linux/socket.h>
+#include <linux/uio.h>
+#include <net/sock.h>
+
+/* Request merging became the default (flag removed) in newer kernels. */
+#ifdef NBDWS_HAVE_MQ_SHOULD_MERGE
+#define NBDWS_MQ_F_MERGE	BLK_MQ_F_SHOULD_MERGE
+#else
+#define NBDWS_MQ_F_MERGE	0
+#endif
+
+/* Limits of the disk, set once at creation. */
+struct nbdws_limits {
+	unsigned int logical_block_size;
+	unsigned int physical_block_size;
+	unsigned int io_opt;
+	unsigned int max_hw_sectors;
+	unsigned int max_segments;
+	unsigned int max_discard_sectors;
+	unsigned int max_write_zeroes_sectors;
+	bool write_cache;
+	bool fua;
+	bool rotational;
+};
+
+#ifndef NBDWS_HAVE_QUEUE_LIMITS_FEATURES
+/* Before features moved into queue_limits they were queue flags. */
+static inline void nbdws_apply_queue_flags(struct request_queue *q,
+					   const struct nbdws_limits *l)
+{
+	blk_queue_write_cache(q, l->write_cache, l->write_cache && l->fua);
+	if (!l->rotational)
+		blk_queue_flag_set(QUEUE_FLAG_NONROT, q);
+}
+#endif
+
+static inline struct gendisk *nbdws_alloc_disk(struct blk_mq_tag_set *set,
+					       const struct nbdws_limits *l,
+					       void *queuedata)
+{
+	struct gendisk *disk;
+#ifdef NBDWS_HAVE_QUEUE_LIMITS_ALLOC
+	struct queue_limits lim = {
+		.logical_block_size = l->logical_block_size,
+		.physical_block_size = l->physical_block_size,
+		.io_opt = l->io_opt,
+		.max_hw_sectors = l->max_hw_sectors,
+		.max_segments = l->max_segments,
+		.max_hw_discard_sectors = l->max_discard_sectors,
+		.max_write_zeroes_sectors = l->max_write_zeroes_sectors,
+		.discard_granularity = l->max_discard_sectors ?
+				       l->logical_block_size : 0,
+	};
+
+#ifdef NBDWS_HAVE_QUEUE_LIMITS_FEATURES
+	if (l->write_cache) {
+		lim.features |= BLK_FEAT_WRITE_CACHE;
+		if (l->fua)
+			lim.features |= BLK_FEAT_FUA;
+	}
+	if (l->rotational)
+		lim.features |= BLK_FEAT_ROTATIONAL;
+#endif
+	disk = blk_mq_alloc_disk(set, &lim, queuedata);
+	if (IS_ERR(disk))
+		return disk;
+#ifndef NBDWS_HAVE_QUEUE_LIMITS_FEATURES
+	nbdws_apply_queue_flags(disk->queue, l);
+#endif
+#else
+	struct request_queue *q;
+
+	disk = blk_mq_alloc_disk(set, queuedata);
+	if (IS_ERR(disk))
+		return disk;
+	q = disk->queue;
+	blk_queue_logical_block_size(q, l->logical_block_size);
+	blk_queue_physical_block_size(q, l->physical_block_size);
+	blk_queue_io_opt(q, l->io_opt);
+	blk_queue_max_hw_sectors(q, l->max_hw_sectors);
+	blk_queue_max_segments(q, l->max_segments);
+	blk_queue_max_discard_sectors(q, l->max_discard_sectors);
+	blk_queue_max_write_zeroes_sectors(q, l->max_write_zeroes_sectors);
+	if (l->max_discard_sectors)
+		q->limits.discard_granularity = l->logical_block_size;
+	nbdws_apply_queue_flags(q, l);
+#endif
+	return disk;
+}
+
+/*
+ * Sockets used from the block I/O path must not allocate through the
+ * calling task's page fragment: the task may be in reclaim already.
+ */
+static inline void nbdws_sock_no_task_frag(struct sock *sk)
+{
+#ifdef NBDWS_HAVE_SK_USE_TASK_FRAG
+	sk->sk_use_task_frag = false;
+#endif
+}
+
+/*
+ * Send bytes described by a bio_vec iterator, non-blocking, and advance the
+ * iterator by what was sent. With @zcopy the pages are handed to the socket
+ * by reference: sendpage, one page per call, where the kernel still has it;
+ * otherwise one sendmsg with MSG_SPLICE_PAGES for the whole iterator.
+ * Without @zcopy (pages that cannot be spliced) the bytes are copied.
+ */
+static inline int nbdws_send_bvec(struct socket *sock, struct iov_iter *iter,
+				  int flags, bool zcopy)
+{
+	struct msghdr msg = { };
+	int ret;
+
+#ifdef NBDWS_HAVE_KERNEL_SENDPAGE
+	if (zcopy) {
+		const struct bio_vec *bv = iter->bvec;
+		size_t off = bv->bv_offset + iter->iov_offset;
+		struct page *page = bv->bv_page + (off >> PAGE_SHIFT);
+		size_t len;
+
+		off &= ~PAGE_MASK;
+		len = min3(bv->bv_len - iter->iov_offset, PAGE_SIZE - off,
+			   iov_iter_count(iter));
+		if (len < iov_iter_count(iter))
+			flags |= MSG_MORE | MSG_SENDPAGE_NOTLAST;
+		ret = kernel_sendpage(sock, page, off, len, flags);
+		if (ret > 0)
+			iov_iter_advance(iter, ret);
+		return ret;
+	}
+#elif defined(NBDWS_HAVE_MSG_SPLICE_PAGES)
+	if (zcopy)
+		flags |= MSG_SPLICE_PAGES;
+#endif
+	msg.msg_flags = flags;
+	msg.msg_iter = *iter;
+	ret = sock_sendmsg(sock, &msg);
+	if (ret > 0)
+		iov_iter_advance(iter, ret);
+	return ret;
+}
+
+#endif /* _NBDWS_COMPAT_H */

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nbdws: connection life cycle.
+ *
+ * A connection slot is alive from nbdws_conn_attach() until something
+ * declares it dead (receive error or EOF, send error, request timeout,
+ * protocol violation, DISCONNECT). Declaring death is cheap and may happen
+ * in any context; the teardown runs in dead_work: restore the socket's
+ * callbacks, shut it down, wait for send and receive work to stop, then
+ * requeue what was in flight so another connection (or a later RECONFIGURE)
+ * serves it. When the last connection dies, requests are held for the
+ * dead-connection timeout and then failed.
+ */
+#include <linux/file.h>
+#include <linux/in.h>
+#include <linux/net.h>
+#include <linux/slab.h>
+#include <linux/tcp.h>
+#include <linux/un.h>
+#include <net/genetlink.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+
+#include "compat.h"
+#include "nbdws.h"
+
+static void nbdws_sk_data_ready(struct sock *sk)
+{
+	struct nbdws_conn *conn;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	conn = sk->sk_user_data;
+	if (conn && !nbdws_conn_dead(conn))
+		queue_work(nbdws_wq, &conn->rx_work);
+	read_unlock_bh(&sk->sk_callback_lock);
+}
+
+/* EOF and errors are noticed by rx_work once the queued data is parsed. */
+static void nbdws_sk_state_change(struct sock *sk)
+{
+	nbdws_sk_data_ready(sk);
+}
+
+static void nbdws_sk_write_space(struct sock *sk)
+{
+	struct nbdws_conn *conn;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	conn = sk->sk_user_data;
+	/*
+	 * Only a stalled send needs waking; unix sockets call this for every
+	 * buffer the peer consumes. A request queued after the check kicks
+	 * the sender itself.
+	 */
+	if (conn && !nbdws_conn_dead(conn) &&
+	    (READ_ONCE(conn->tx_cur) || !list_empty_careful(&conn->send_list))) {
+		clear_bit(SOCK_NOSPACE, &sk->sk_socket->flags);
+		queue_work(nbdws_wq, &conn->tx_work);
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
+}
+
+static bool nbdws_sock_is_tcp(const struct sock *sk)
+{
+	return (sk->sk_family == AF_INET || sk->sk_family == AF_INET6) &&
+	       sk->sk_protocol == IPPROTO_TCP;
+}
+
+/*
+ * Look up the socket behind @fd and check it is a connected stream socket
+ * nobody else drives. On success the caller owns a file reference.
+ */
+int nbdws_sock_lookup(int fd, struct socket **sockp,
+		      struct netlink_ext_ack *extack, const struct nlattr *attr)
+{
+	struct socket *sock;
+	struct sock *sk;
+	int err;
+
+	sock = sockfd_lookup(fd, &err);
+	if (!sock) {
+		NL_SET_ERR_MSG_ATTR(extack, attr, "fd is not an open socket");
+		return err;
+	}
+	sk = sock->sk;
+	err = -EINVAL;
+	if (sk->sk_type != SOCK_STREAM) {
+		NL_SET_ERR_MSG_ATTR(extack, attr, "socket is not a stream socket");
+		goto fail;
+	}
+	if (sk->sk_state == TCP_LISTEN) {
+		NL_SET_ERR_MSG_ATTR(extack, attr, "socket is listening, not connected");
+		goto fail;
+	}
+	if (nbdws_sock_is_tcp(sk)) {
+		if (sk->sk_state != TCP_ESTABLISHED) {
+			NL_SET_ERR_MSG_ATTR(extack, attr, "TCP socket is not connected");
+			goto fail;
+		}
+	} else if (sk->sk_family == AF_UNIX) {
+		if (sock->state != SS_CONNECTED) {
+			NL_SET_ERR_MSG_ATTR(extack, attr, "unix socket is not connected");
+			goto fail;
+		}
+	} else {
+		NL_SET_ERR_MSG_ATTR(extack, attr,
+				    "only TCP and unix stream sockets are supported");
+		goto fail;
+	}
+	if (READ_ONCE(sk->sk_user_data)) {
+		NL_SET_ERR_MSG_ATTR(extack, attr, "socket is already in use by the kernel");
+		err = -EBUSY;
+		goto fail;
+	}
+	*sockp = sock;
+	return 0;
+
+fail:
+	sockfd_put(sock);
+	return err;
+}
+
+static void nbdws_conn_dead_work(struct work_struct *work);
+
+struct nbdws_conn *nbdws_conn_alloc(struct nbdws_dev *dev, unsigned int id)
+{
+	struct nbdws_conn *conn;
+
+	conn = kzalloc(sizeof(*conn), GFP_KERNEL);
+	if (!conn)
+		return NULL;
+	conn->dev = dev;
+	conn->id = id;
+	/* Dead until a socket is attached: queue_rq skips it. */
+	set_bit(NBDWS_CONN_F_DEAD, &conn->flags);
+	spin_lock_init(&conn->send_lock);
+	INIT_LIST_HEAD(&conn->send_list);
+	mutex_init(&conn->tx_mutex);
+	INIT_WORK(&conn->tx_work, nbdws_tx_work);
+	INIT_WORK(&conn->rx_work, nbdws_rx_work);
+	INIT_WORK(&conn->dead_work, nbdws_conn_dead_work);
+	nbdws_rx_reset(conn);
+	return conn;
+}
+
+void nbdws_conn_free(struct nbdws_conn *conn)
+{
+	if (!conn)
+		return;
+	nbdws_conn_release_sock(conn);
+	kfree(conn);
+}
+
+/*
+ * Give the (dead, quiesced, socketless) slot @conn the socket in @p and
+ * make it alive. On success the slot owns the socket reference.
+ */
+int nbdws_conn_attach(struct nbdws_conn *conn,
+		      const struct nbdws_conn_params *p)
+{
+	struct nbdws_dev *dev = conn->dev;
+	struct socket *sock = p->sock;
+	struct sock *sk = sock->sk;
+
+	if (p->preread_len) {
+		conn->preread = kmemdup(p->preread, p->preread_len, GFP_KERNEL);
+		if (!conn->preread)
+			return -ENOMEM;
+	}
+	conn->preread_len = p->preread_len;
+	conn->preread_off = 0;
+	conn->transport = p->transport;
+	conn->sock = sock;
+	conn->use_read_sock = nbdws_sock_is_tcp(sk) && sock->ops->read_sock;
+	conn->tx_cur = NULL;
+	nbdws_rx_reset(conn);
+	atomic64_set(&conn->stats[NBDWS_STAT_A_INFLIGHT], 0);
+
+	/* The socket now carries block I/O: no allocation may recurse. */
+	sk->sk_allocation = GFP_NOIO;
+	nbdws_sock_no_task_frag(sk);
+	if (nbdws_sock_is_tcp(sk))
+		tcp_sock_set_nodelay(sk);
+
+	write_lock_bh(&sk->sk_callback_lock);
+	sk->sk_user_data = conn;
+	conn->saved_data_ready = sk->sk_data_ready;
+	conn->saved_state_change = sk->sk_state_change;
+	conn->saved_write_space = sk->sk_write_space;
+	sk->sk_data_ready = nbdws_sk_data_ready;
+	sk->sk_state_change = nbdws_sk_state_change;
+	sk->sk_write_space = nbdws_sk_write_space;
+	write_unlock_bh(&sk->sk_callback_lock);
+	set_bit(NBDWS_CONN_F_SOCK, &conn->flags);
+
+	spin_lock_bh(&conn->send_lock);
+	WRITE_ONCE(conn->reason, NBDWS_REASON_NONE);
+	clear_bit(NBDWS_CONN_F_DEAD, &conn->flags);
+	spin_unlock_bh(&conn->send_lock);
+	atomic_inc(&dev->live);
+
+	/* Data (or EOF) may have arrived before the callbacks were set. */
+	queue_work(nbdws_wq, &conn->rx_work);
+	return 0;
+}
+
+/* Declare @conn dead; safe in any context, only the first call counts. */
+void nbdws_conn_mark_dead(struct nbdws_conn *conn, u32 reason)
+{
+	if (test_and_set_bit(NBDWS_CONN_F_DEAD, &conn->flags))
+		return;
+	WRITE_ONCE(conn->reason, reason);
+	atomic_dec(&conn->dev->live);
+	queue_work(nbdws_wq, &conn->dead_work);
+}
+
+/*
+ * Detach from the socket and stop all work on it. Afterwards nothing but
+ * the caller touches the connection's requests.
+ */
+void nbdws_conn_quiesce(struct nbdws_conn *conn)
+{
+	struct sock *sk;
+
+	if (!test_and_clear_bit(NBDWS_CONN_F_SOCK, &conn->flags))
+		return;
+	sk = conn->sock->sk;
+	write_lock_bh(&sk->sk_callback_lock);
+	sk->sk_user_data = NULL;
+	sk->sk_data_ready = conn->saved_data_ready;
+	sk->sk_state_change = conn->saved_state_change;
+	sk->sk_write_space = conn->saved_write_space;
+	write_unlock_bh(&sk->sk_callback_lock);
+	kernel_sock_shutdown(conn->sock, SHUT_RDWR);
+
+	cancel_work_sync(&conn->rx_work);
+	cancel_work_sync(&conn->tx_work);
+
+	/*
+	 * A sender in queue_rq may still be inside a drain; once we hold
+	 * tx_mutex it is out, and later ones see the connection dead. Past
+	 * send_lock, queue_rq does not hand this connection anything.
+	 */
+	mutex_lock(&conn->tx_mutex);
+	spin_lock_bh(&conn->send_lock);
+	INIT_LIST_HEAD(&conn->send_list);
+	spin_unlock_bh(&conn->send_lock);
+	conn->tx_cur = NULL;
+	mutex_unlock(&conn->tx_mutex);
+	nbdws_rx_reset(conn);
+}
+
+void nbdws_conn_release_sock(struct nbdws_conn *conn)
+{
+	nbdws_conn_quiesce(conn);
+	if (conn->sock) {
+		sockfd_put(conn->sock);
+		conn->sock = NULL;
+	}
+	kfree(conn->preread);
+	conn->preread = NULL;
+	conn->preread_len = 0;
+}
+
+/* Polite goodbye on a live, idle connection; best effort, never blocks. */
+void nbdws_conn_send_disc(struct nbdws_conn *conn)
+{
+	struct nbd_wire_request w = { .type = NBDP_CMD_DISC };
+	u8 hdr[NBDP_REQUEST_SIZE];
+	struct kvec kv = { .iov_base = hdr, .iov_len = sizeof(hdr) };
+	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL };
+
+	nbd_wire_encode_request(hdr, &w);
+	mutex_lock(&conn->tx_mutex);
+	if (!nbdws_conn_dead(conn) && !conn->tx_cur)
+		kernel_sendmsg(conn->sock, &msg, &kv, 1, sizeof(hdr));
+	mutex_unlock(&conn->tx_mutex);
+}
+
+static void nbdws_conn_dead_work(struct work_struct *work)
+{
+	struct nbdws_conn *conn = container_of(work, struct nbdws_conn,
+					       dead_work);
+	struct nbdws_dev *dev = conn->dev;
+	u32 reason = READ_ONCE(conn->reason);
+	bool wait = false, fail = false;
+
+	nbdws_conn_quiesce(conn);
+	if (reason != NBDWS_REASON_USER)
+		dev_warn(disk_to_dev(dev->disk), "connection %u dead (reason %u)\n",
+			 conn->id, reason);
+	nbdws_requeue_conn(conn);
+
+	spin_lock_bh(&dev->held_lock);
+	if (!atomic_read(&dev->live) && dev->state == NBDWS_DEV_RUNNING) {
+		dev->state = NBDWS_DEV_DEAD_WAIT;
+		if (dev->disconnecting || !dev->dead_timeout_ms)
+			fail = true;
+		else
+			wait = true;
+	}
+	spin_unlock_bh(&dev->held_lock);
+	if (fail)
+		nbdws_fail_held(dev);
+	else if (wait)
+		mod_delayed_work(nbdws_wq, &dev->dead_timeout_work,
+				 msecs_to_jiffies(dev->dead_timeout_ms));
+
+	nbdws_event(dev, NBDWS_EVENT_CONN_DEAD, conn->id, reason);
+}
+
+void nbdws_dead_timeout_work(struct work_struct *work)
+{
+	struct nbdws_dev *dev = container_of(to_delayed_work(work),
+					     struct nbdws_dev,
+					     dead_timeout_work);
+	bool expired;
+
+	spin_lock_bh(&dev->held_lock);
+	expired = dev->state == NBDWS_DEV_DEAD_WAIT && !atomic_read(&dev->live);
+	spin_unlock_bh(&dev->held_lock);
+	if (!expired)
+		return;
+	dev_warn(disk_to_dev(dev->disk),
+		 "no connection came back in time: failing requests\n");
+	nbdws_fail_held(dev);
+	nbdws_event(dev, NBDWS_EVENT_DEAD_TIMEOUT, -1, NBDWS_REASON_NONE);
+}

@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nbdws: device life cycle.
+ *
+ * A device is created by CONNECT with its connections attached before the
+ * disk is added (the partition scan already needs them), and removed by
+ * DISCONNECT or module unload. Indexes come from an IDR; everything here
+ * runs under nbdws_cfg_mutex.
+ */
+#include <linux/blk-mq.h>
+#include <linux/blkdev.h>
+#include <linux/idr.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/sysfs.h>
+
+#include "compat.h"
+#include "nbdws.h"
+
+static DEFINE_IDR(nbdws_idr);
+
+/* Requests carry at most this much in one NBD command (32-bit length). */
+#define NBDWS_MAX_CMD_SECTORS(bs) (round_down(UINT_MAX, (bs)) >> SECTOR_SHIFT)
+
+/* A timeout nobody waits for: the handler just re-arms the timer. */
+#define NBDWS_NO_TIMEOUT_JIFFIES (3600UL * HZ)
+
+static const struct block_device_operations nbdws_fops = {
+	.owner = THIS_MODULE,
+};
+
+static struct nbdws_dev *nbdws_disk_dev(struct device *d)
+{
+	return dev_to_disk(d)->private_data;
+}
+
+static ssize_t backend_show(struct device *d, struct device_attribute *attr,
+			    char *buf)
+{
+	return sysfs_emit(buf, "%s\n", nbdws_disk_dev(d)->backend);
+}
+static DEVICE_ATTR_RO(backend);
+
+static ssize_t connections_show(struct device *d,
+				struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(nbdws_disk_dev(d)->nr_conns));
+}
+static DEVICE_ATTR_RO(connections);
+
+static ssize_t connections_alive_show(struct device *d,
+				      struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%d\n", atomic_read(&nbdws_disk_dev(d)->live));
+}
+static DEVICE_ATTR_RO(connections_alive);
+
+static struct attribute *nbdws_disk_attrs[] = {
+	&dev_attr_backend.attr,
+	&dev_attr_connections.attr,
+	&dev_attr_connections_alive.attr,
+	NULL,
+};
+
+static const struct attribute_group nbdws_disk_group = {
+	.name = "nbdws",
+	.attrs = nbdws_disk_attrs,
+};
+
+static const struct attribute_group *nbdws_disk_groups[] = {
+	&nbdws_disk_group,
+	NULL,
+};
+
+static void nbdws_fill_limits(const struct nbdws_dev *dev,
+			      struct nbdws_limits *l)
+{
+	u32 sf = dev->server_flags;
+
+	memset(l, 0, sizeof(*l));
+	l->logical_block_size = dev->block_size;
+	l->physical_block_size = max(dev->block_pref, dev->block_size);
+	l->io_opt = l->physical_block_size;
+	l->max_hw_sectors = dev->max_req >> SECTOR_SHIFT;
+	l->max_segments = USHRT_MAX;
+	if (sf & NBDP_FLAG_SEND_TRIM)
+		l->max_discard_sectors = NBDWS_MAX_CMD_SECTORS(dev->block_size);
+	if (sf & NBDP_FLAG_SEND_WRITE_ZEROES)
+		l->max_write_zeroes_sectors =
+			NBDWS_MAX_CMD_SECTORS(dev->block_size);
+	l->write_cache = sf & NBDP_FLAG_SEND_FLUSH;
+	l->fua = sf & NBDP_FLAG_SEND_FUA;
+	l->rotational = sf & NBDP_FLAG_ROTATIONAL;
+}
+
+static void nbdws_dev_free(struct nbdws_dev *dev)
+{
+	unsigned int i;
+
+	for (i = 0; i < NBDWS_MAX_CONNS; i++)
+		nbdws_conn_free(dev->conns[i]);
+	kvfree(dev->tag_gen);
+	if (dev->index >= 0)
+		idr_remove(&nbdws_idr, dev->index);
+	kfree(dev);
+}
+
+void nbdws_dev_set_timeout(struct nbdws_dev *dev, u32 timeout_ms)
+{
+	WRITE_ONCE(dev->timeout_ms, timeout_ms);
+	blk_queue_rq_timeout(dev->disk->queue, timeout_ms ?
+			     msecs_to_jiffies(timeout_ms) :
+			     NBDWS_NO_TIMEOUT_JIFFIES);
+}
+
+/* Allocate a device and its disk; connections are attached by the caller. */
+struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg)
+{
+	struct blk_mq_tag_set *set;
+	struct nbdws_limits lim;
+	struct nbdws_dev *dev;
+	struct gendisk *disk;
+	unsigned int i;
+	int ret = -ENOMEM;
+
+	dev = kzalloc(sizeof(*dev), GFP_KERNEL);
+	if (!dev)
+		return ERR_PTR(-ENOMEM);
+	dev->index = -1;
+	dev->size = cfg->size;
+	dev->block_size = cfg->block_size;
+	dev->block_pref = cfg->block_pref;
+	dev->block_max = cfg->block_max;
+	dev->max_req = cfg->max_req;
+	dev->server_flags = cfg->server_flags;
+	dev->client_flags = cfg->client_flags;
+	dev->timeout_ms = cfg->timeout_ms;
+	dev->dead_timeout_ms = cfg->dead_timeout_ms;
+	dev->depth = cfg->depth;
+	dev->nr_conns = cfg->nr_conns;
+	strscpy(dev->backend, cfg->backend ? cfg->backend : "",
+		sizeof(dev->backend));
+	spin_lock_init(&dev->held_lock);
+	init_rwsem(&dev->tags_rwsem);
+	INIT_LIST_HEAD(&dev->held);
+	INIT_DELAYED_WORK(&dev->dead_timeout_work, nbdws_dead_timeout_work);
+	dev->state = NBDWS_DEV_RUNNING;
+
+	dev->tag_gen = kvcalloc(NBDWS_MAX_CONNS * dev->depth,
+				sizeof(*dev->tag_gen), GFP_KERNEL);
+	if (!dev->tag_gen)
+		goto err_free;
+	for (i = 0; i < dev->nr_conns; i++) {
+		dev->conns[i] = nbdws_conn_alloc(dev, i);
+		if (!dev->conns[i])
+			goto err_free;
+	}
+	ret = idr_alloc(&nbdws_idr, dev, 0, 0, GFP_KERNEL);
+	if (ret < 0)
+		goto err_free;
+	dev->index = ret;
+
+	set = &dev->tag_set;
+	set->ops = &nbdws_mq_ops;
+	set->nr_hw_queues = dev->nr_conns;
+	set->queue_depth = dev->depth;
+	set->numa_node = NUMA_NO_NODE;
+	set->cmd_size = sizeof(struct nbdws_req);
+	set->flags = NBDWS_MQ_F_MERGE | BLK_MQ_F_BLOCKING;
+	set->driver_data = dev;
+	set->timeout = dev->timeout_ms ? msecs_to_jiffies(dev->timeout_ms) :
+		       NBDWS_NO_TIMEOUT_JIFFIES;
+	ret = blk_mq_alloc_tag_set(set);
+	if (ret)
+		goto err_free;
+
+	nbdws_fill_limits(dev, &lim);
+	disk = nbdws_alloc_disk(set, &lim, dev);
+	if (IS_ERR(disk)) {
+		ret = PTR_ERR(disk);
+		goto err_tags;
+	}
+	dev->disk = disk;
+	disk->fops = &nbdws_fops;
+	disk->private_data = dev;
+	snprintf(disk->disk_name, DISK_NAME_LEN, NBDWS_DISK_NAME "%d",
+		 dev->index);
+	set_capacity(disk, dev->size >> SECTOR_SHIFT);
+	if (dev->client_flags & NBDWS_CF_READ_ONLY ||
+	    dev->server_flags & NBDP_FLAG_READ_ONLY)
+		set_disk_ro(disk, true);
+	return dev;
+
+err_tags:
+	blk_mq_free_tag_set(set);
+err_free:
+	nbdws_dev_free(dev);
+	return ERR_PTR(ret);
+}
+
+int nbdws_dev_start(struct nbdws_dev *dev)
+{
+	int ret;
+
+	ret = device_add_disk(NULL, dev->disk, nbdws_disk_groups);
+	if (ret)
+		return ret;
+	dev->disk_added = true;
+	nbdws_debugfs_add(dev);
+	kobject_uevent(&disk_to_dev(dev->disk)->kobj, KOBJ_CHANGE);
+	return 0;
+}
+
+/*
+ * Stop serving I/O. Without NBDWS_CF_KEEP_DEVICE the disk goes away first,
+ * while the connections still carry the final writeback; with it the disk
+ * stays, empty, failing I/O, until a second DISCONNECT removes it.
+ */
+void nbdws_dev_disconnect(struct nbdws_dev *dev)
+{
+	bool keep = dev->client_flags & NBDWS_CF_KEEP_DEVICE;
+	bool fail;
+	unsigned int i;
+
+	spin_lock_bh(&dev->held_lock);
+	dev->disconnecting = true;
+	fail = !atomic_read(&dev->live);
+	spin_unlock_bh(&dev->held_lock);
+	if (fail)
+		nbdws_fail_held(dev);
+
+	if (dev->disk_added) {
+		if (keep) {
+			sync_blockdev(dev->disk->part0);
+		} else {
+			nbdws_debugfs_remove(dev);
+			del_gendisk(dev->disk);
+			dev->disk_added = false;
+		}
+	}
+
+	for (i = 0; i < dev->nr_conns; i++) {
+		nbdws_conn_send_disc(dev->conns[i]);
+		nbdws_conn_mark_dead(dev->conns[i], NBDWS_REASON_USER);
+	}
+	for (i = 0; i < dev->nr_conns; i++) {
+		flush_work(&dev->conns[i]->dead_work);
+		nbdws_conn_release_sock(dev->conns[i]);
+	}
+	cancel_delayed_work_sync(&dev->dead_timeout_work);
+	nbdws_fail_held(dev);
+
+	spin_lock_bh(&dev->held_lock);
+	dev->state = NBDWS_DEV_DISCONNECTED;
+	spin_unlock_bh(&dev->held_lock);
+	if (dev->disk_added) {
+		set_capacity_and_notify(dev->disk, 0);
+		kobject_uevent(&disk_to_dev(dev->disk)->kobj, KOBJ_CHANGE);
+	}
+	nbdws_event(dev, NBDWS_EVENT_DISCONNECTED, -1, NBDWS_REASON_USER);
+}
+
+/* Free a device; nbdws_dev_disconnect() ran if the device was started. */
+void nbdws_dev_destroy(struct nbdws_dev *dev)
+{
+	unsigned int i;
+
+	spin_lock_bh(&dev->held_lock);
+	dev->disconnecting = true;
+	spin_unlock_bh(&dev->held_lock);
+	nbdws_debugfs_remove(dev);
+	if (dev->disk_added) {
+		del_gendisk(dev->disk);
+		dev->disk_added = false;
+	}
+	for (i = 0; i < dev->nr_conns; i++) {
+		nbdws_conn_mark_dead(dev->conns[i], NBDWS_REASON_USER);
+		flush_work(&dev->conns[i]->dead_work);
+		nbdws_conn_release_sock(dev->conns[i]);
+	}
+	cancel_delayed_work_sync(&dev->dead_timeout_work);
+	put_disk(dev->disk);
+	blk_mq_free_tag_set(&dev->tag_set);
+	nbdws_dev_free(dev);
+}
+
+/*
+ * Connections nbdws_dev_grow()..@nr_conns - 1 were attached by the caller
+ * (RECONFIGURE): publish them to queue_rq, then give each a hardware queue
+ * of its own. The queue is frozen first, so nothing is in flight while
+ * blk-mq reallocates the tag set, and tags_rwsem keeps the receive path
+ * (which a hostile peer can wake at any time) out of the tag set meanwhile.
+ */
+void nbdws_dev_grow(struct nbdws_dev *dev, unsigned int nr_conns)
+{
+	struct request_queue *q = dev->disk->queue;
+
+	/* Pairs with queue_rq: the new slots are set up before they count. */
+	smp_store_release(&dev->nr_conns, nr_conns);
+	nbdws_release_held(dev);
+
+	blk_mq_freeze_queue(q);
+	down_write(&dev->tags_rwsem);
+	blk_mq_update_nr_hw_queues(&dev->tag_set, nr_conns);
+	up_write(&dev->tags_rwsem);
+	blk_mq_unfreeze_queue(q);
+}
+
+struct nbdws_dev *nbdws_dev_find(int index)
+{
+	if (index < 0)
+		return NULL;
+	return idr_find(&nbdws_idr, index);
+}
+
+/* The device with the smallest index >= *index, for dumps. */
+struct nbdws_dev *nbdws_dev_next(int *index)
+{
+	return idr_get_next(&nbdws_idr, index);
+}
+
+void nbdws_dev_remove_all(void)
+{
+	struct nbdws_dev *dev;
+	int index = 0;
+
+	mutex_lock(&nbdws_cfg_mutex);
+	while ((dev = idr_get_next(&nbdws_idr, &index))) {
+		if (dev->state != NBDWS_DEV_DISCONNECTED)
+			nbdws_dev_disconnect(dev);
+		nbdws_dev_destroy(dev);
+		index = 0;
+	}
+	mutex_unlock(&nbdws_cfg_mutex);
+}
+
+int nbdws_dev_init(void)
+{
+	return 0;
+}
+
+void nbdws_dev_exit(void)
+{
+	idr_destroy(&nbdws_idr);
+}

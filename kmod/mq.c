@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nbdws: blk-mq operations.
+ *
+ * queue_rq never waits for the network and never allocates (the tag set is
+ * BLK_MQ_F_BLOCKING only so that it may send on an idle connection itself,
+ * under a mutex it merely tries to take): it turns the request into an
+ * NBD header in the request's own PDU and hands it to a live connection's
+ * send list, preferring the connection of its hardware queue. When no
+ * connection is alive the request is parked on the device's held list until
+ * a RECONFIGURE brings a socket back or the dead-connection timeout fails
+ * it. A request is only ever completed after the server's reply, so a
+ * reconnect cannot lose an acknowledged write.
+ */
+#include <linux/blk-mq.h>
+#include <linux/blkdev.h>
+#include <linux/jiffies.h>
+
+#include "nbdws.h"
+
+static blk_status_t nbdws_map_op(struct nbdws_dev *dev, struct request *rq,
+				 u16 *type, u16 *flags)
+{
+	u32 sf = dev->server_flags;
+
+	*flags = 0;
+	switch (req_op(rq)) {
+	case REQ_OP_READ:
+		*type = NBDP_CMD_READ;
+		return BLK_STS_OK;
+	case REQ_OP_WRITE:
+		if (dev->client_flags & NBDWS_CF_READ_ONLY ||
+		    sf & NBDP_FLAG_READ_ONLY)
+			return BLK_STS_IOERR;
+		*type = NBDP_CMD_WRITE;
+		if (rq->cmd_flags & REQ_FUA && sf & NBDP_FLAG_SEND_FUA)
+			*flags |= NBDP_CMD_FLAG_FUA;
+		return BLK_STS_OK;
+	case REQ_OP_FLUSH:
+		if (!(sf & NBDP_FLAG_SEND_FLUSH))
+			return BLK_STS_NOTSUPP;
+		*type = NBDP_CMD_FLUSH;
+		return BLK_STS_OK;
+	case REQ_OP_DISCARD:
+		if (!(sf & NBDP_FLAG_SEND_TRIM))
+			return BLK_STS_NOTSUPP;
+		*type = NBDP_CMD_TRIM;
+		return BLK_STS_OK;
+	case REQ_OP_WRITE_ZEROES:
+		if (!(sf & NBDP_FLAG_SEND_WRITE_ZEROES))
+			return BLK_STS_NOTSUPP;
+		*type = NBDP_CMD_WRITE_ZEROES;
+		if (rq->cmd_flags & REQ_NOUNMAP)
+			*flags |= NBDP_CMD_FLAG_NO_HOLE;
+		return BLK_STS_OK;
+	default:
+		return BLK_STS_NOTSUPP;
+	}
+}
+
+/* Hand @rq to @conn unless it is dead; @last: end of a dispatch batch. */
+static bool nbdws_conn_enqueue(struct nbdws_conn *conn, struct request *rq,
+			       bool last)
+{
+	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
+	s64 now, peak;
+
+	spin_lock_bh(&conn->send_lock);
+	if (nbdws_conn_dead(conn)) {
+		spin_unlock_bh(&conn->send_lock);
+		return false;
+	}
+	WRITE_ONCE(cmd->conn, conn);
+	atomic_set(&cmd->state, NBDWS_CMD_INFLIGHT);
+	list_add_tail(&cmd->node, &conn->send_list);
+	spin_unlock_bh(&conn->send_lock);
+
+	now = atomic64_inc_return(&conn->stats[NBDWS_STAT_A_INFLIGHT]);
+	peak = atomic64_read(&conn->stats[NBDWS_STAT_A_INFLIGHT_PEAK]);
+	while (now > peak) {
+		s64 old = atomic64_cmpxchg(&conn->stats[NBDWS_STAT_A_INFLIGHT_PEAK],
+					   peak, now);
+		if (old == peak)
+			break;
+		peak = old;
+	}
+	nbdws_tx_kick(conn, last);
+	return true;
+}
+
+/*
+ * No connection is alive: park @rq. Returns false when a connection came
+ * back meanwhile (the caller retries); dev->live is raised before the held
+ * list is released, and both are checked under held_lock, so a request can
+ * never be parked after the release that should have picked it up.
+ */
+static bool nbdws_hold(struct nbdws_dev *dev, struct request *rq,
+		       blk_status_t *status)
+{
+	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
+
+	spin_lock_bh(&dev->held_lock);
+	if (atomic_read(&dev->live) > 0) {
+		spin_unlock_bh(&dev->held_lock);
+		return false;
+	}
+	if (dev->failing) {
+		spin_unlock_bh(&dev->held_lock);
+		*status = BLK_STS_IOERR;
+		return true;
+	}
+	WRITE_ONCE(cmd->conn, NULL);
+	atomic_set(&cmd->state, NBDWS_CMD_HELD);
+	list_add_tail(&cmd->node, &dev->held);
+	spin_unlock_bh(&dev->held_lock);
+	*status = BLK_STS_OK;
+	return true;
+}
+
+/*
+ * The connection to try first. blk-mq creates at most one hardware queue
+ * per CPU, so with more connections than queues each queue takes turns
+ * among the connections congruent to it. A lost update of the turn counter
+ * only skews the spread a little, hence no atomics.
+ */
+static unsigned int nbdws_pick_conn(struct nbdws_dev *dev,
+				    struct blk_mq_hw_ctx *hctx, unsigned int nr)
+{
+	unsigned int nr_hw = hctx->queue->nr_hw_queues;
+	unsigned int q = hctx->queue_num;
+	unsigned int turns, turn;
+
+	if (nr <= nr_hw || q >= nr)
+		return q % nr;
+	turns = (nr - q + nr_hw - 1) / nr_hw;
+	turn = READ_ONCE(dev->rr[q]);
+	WRITE_ONCE(dev->rr[q], turn + 1);
+	return q + nr_hw * (turn % turns);
+}
+
+static blk_status_t nbdws_queue_rq(struct blk_mq_hw_ctx *hctx,
+				   const struct blk_mq_queue_data *bd)
+{
+	struct nbdws_dev *dev = hctx->queue->queuedata;
+	struct request *rq = bd->rq;
+	/* Pairs with nbdws_dev_grow(): slots below nr are set up. */
+	unsigned int nr = smp_load_acquire(&dev->nr_conns);
+	unsigned int first = nbdws_pick_conn(dev, hctx, nr);
+	blk_status_t status;
+	u16 type, flags;
+	int tries;
+
+	status = nbdws_map_op(dev, rq, &type, &flags);
+	if (status)
+		return status;
+
+	nbdws_tx_prepare(dev, rq, type, flags);
+	blk_mq_start_request(rq);
+
+	for (tries = 0; tries < 3; tries++) {
+		unsigned int i;
+
+		for (i = 0; i < nr; i++) {
+			if (nbdws_conn_enqueue(dev->conns[(first + i) % nr], rq,
+					       bd->last))
+				return BLK_STS_OK;
+		}
+		if (nbdws_hold(dev, rq, &status))
+			return status;
+	}
+	/* Connections are flapping: let blk-mq retry a little later. */
+	return BLK_STS_RESOURCE;
+}
+
+static void nbdws_complete_rq(struct request *rq)
+{
+	blk_mq_end_request(rq, errno_to_blk_status(nbdws_rq_cmd(rq)->error));
+}
+
+/* Called by whichever of send and receive finishes last with @rq. */
+void nbdws_cmd_complete(struct request *rq)
+{
+	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
+
+	atomic64_dec(&cmd->conn->stats[NBDWS_STAT_A_INFLIGHT]);
+	atomic_set(&cmd->state, 0);
+	blk_mq_complete_request(rq);
+}
+
+/*
+ * A request outlived its timeout: the connection it went out on is
+ * declared dead, which requeues it to another connection or parks it.
+ * The timer is re-armed in any case: the request is finished by the
+ * connection teardown, not by blk-mq.
+ */
+static enum blk_eh_timer_return nbdws_timeout(struct request *rq)
+{
+	struct nbdws_dev *dev = rq->q->queuedata;
+	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
+	struct nbdws_conn *conn;
+
+	if (!READ_ONCE(dev->timeout_ms))
+		return BLK_EH_RESET_TIMER;
+	if (!(atomic_read(&cmd->state) & NBDWS_CMD_INFLIGHT))
+		return BLK_EH_RESET_TIMER;
+	conn = READ_ONCE(cmd->conn);
+	if (conn && !nbdws_conn_dead(conn)) {
+		nbdws_stat_add(conn, NBDWS_STAT_A_TIMEOUTS, 1);
+		dev_warn_ratelimited(disk_to_dev(dev->disk),
+				     "request %#llx timed out on connection %u\n",
+				     cmd->cookie, conn->id);
+		nbdws_conn_mark_dead(conn, NBDWS_REASON_TIMEOUT);
+	}
+	return BLK_EH_RESET_TIMER;
+}
+
+static int nbdws_init_hctx(struct blk_mq_hw_ctx *hctx, void *data,
+			   unsigned int index)
+{
+	struct nbdws_dev *dev = data;
+
+	hctx->driver_data = dev->conns[index];
+	return 0;
+}
+
+static int nbdws_init_request(struct blk_mq_tag_set *set, struct request *rq,
+			      unsigned int hctx_idx, unsigned int numa_node)
+{
+	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
+
+	memset(cmd, 0, sizeof(*cmd));
+	INIT_LIST_HEAD(&cmd->node);
+	return 0;
+}
+
+const struct blk_mq_ops nbdws_mq_ops = {
+	.queue_rq	= nbdws_queue_rq,
+	.complete	= nbdws_complete_rq,
+	.timeout	= nbdws_timeout,
+	.init_hctx	= nbdws_init_hctx,
+	.init_request	= nbdws_init_request,
+};
+
+/* A connection is back: send the parked requests through queue_rq again. */
+void nbdws_release_held(struct nbdws_dev *dev)
+{
+	struct nbdws_req *cmd, *tmp;
+	LIST_HEAD(list);
+
+	spin_lock_bh(&dev->held_lock);
+	dev->state = NBDWS_DEV_RUNNING;
+	if (!dev->disconnecting)
+		dev->failing = false;
+	list_splice_init(&dev->held, &list);
+	spin_unlock_bh(&dev->held_lock);
+	cancel_delayed_work(&dev->dead_timeout_work);
+
+	if (list_empty(&list))
+		return;
+	list_for_each_entry_safe(cmd, tmp, &list, node) {
+		list_del_init(&cmd->node);
+		atomic_set(&cmd->state, 0);
+		blk_mq_requeue_request(blk_mq_rq_from_pdu(cmd), false);
+	}
+	blk_mq_kick_requeue_list(dev->disk->queue);
+}
+
+/* Nothing came back in time (or the device goes away): fail what waits. */
+void nbdws_fail_held(struct nbdws_dev *dev)
+{
+	struct nbdws_req *cmd, *tmp;
+	LIST_HEAD(list);
+
+	spin_lock_bh(&dev->held_lock);
+	dev->failing = true;
+	list_splice_init(&dev->held, &list);
+	spin_unlock_bh(&dev->held_lock);
+
+	list_for_each_entry_safe(cmd, tmp, &list, node) {
+		list_del_init(&cmd->node);
+		atomic_set(&cmd->state, 0);
+		blk_mq_end_request(blk_mq_rq_from_pdu(cmd), BLK_STS_IOERR);
+	}
+}
+
+struct nbdws_requeue_ctx {
+	struct nbdws_conn *conn;
+	unsigned int count;
+};
+
+static bool nbdws_requeue_one(struct request *rq, void *data)
+{
+	struct nbdws_requeue_ctx *ctx = data;
+	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
+
+	if (READ_ONCE(cmd->conn) != ctx->conn ||
+	    !(atomic_read(&cmd->state) & NBDWS_CMD_INFLIGHT))
+		return true;
+	atomic_set(&cmd->state, 0);
+	atomic64_dec(&ctx->conn->stats[NBDWS_STAT_A_INFLIGHT]);
+	blk_mq_requeue_request(rq, false);
+	ctx->count++;
+	return true;
+}
+
+/*
+ * Give every request in flight on a dead, quiesced connection back to
+ * blk-mq; queue_rq then sends it on a live connection or parks it.
+ */
+void nbdws_requeue_conn(struct nbdws_conn *conn)
+{
+	struct nbdws_requeue_ctx ctx = { .conn = conn };
+
+	down_read(&conn->dev->tags_rwsem);
+	blk_mq_tagset_busy_iter(&conn->dev->tag_set, nbdws_requeue_one, &ctx);
+	up_read(&conn->dev->tags_rwsem);
+	if (ctx.count)
+		blk_mq_kick_requeue_list(conn->dev->disk->queue);
+}

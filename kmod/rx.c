@@ -1,0 +1,362 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nbdws: receive path.
+ *
+ * sk_data_ready only queues rx_work; rx_work drains the socket without
+ * blocking. Bytes come from a "source": the skbs handed to a read_sock
+ * actor (TCP: no intermediate copy), non-blocking recvmsg (sockets without
+ * read_sock, such as unix and kTLS on older kernels), or the bytes
+ * userspace read past the handshake. The reply parser sees only headers;
+ * read payload goes straight from the source into the request's bio pages,
+ * and only after the header was matched to a request in flight on this
+ * very connection with the current generation. Anything else ends the
+ * connection (and only it). A framing layer (WebSocket) slots in as a
+ * source that wraps another source.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/blk-mq.h>
+#include <linux/jiffies.h>
+#include <linux/skbuff.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+
+#include "nbdws.h"
+
+/* Time rx_work may keep its CPU with recvmsg before it yields. */
+#define NBDWS_RX_BUDGET_JIFFIES	max(1UL, msecs_to_jiffies(2))
+
+struct nbdws_rx_src {
+	/*
+	 * Copy up to iov_iter_count(@to) bytes into @to, advancing it.
+	 * Returns the bytes copied, 0 when nothing is available right now,
+	 * -ESHUTDOWN at end of stream, or another negative errno.
+	 */
+	int (*pull)(struct nbdws_rx_src *src, struct iov_iter *to);
+};
+
+struct nbdws_skb_src {
+	struct nbdws_rx_src src;
+	struct sk_buff *skb;
+	unsigned int offset;
+	size_t len;
+};
+
+static int nbdws_skb_pull(struct nbdws_rx_src *src, struct iov_iter *to)
+{
+	struct nbdws_skb_src *s = container_of(src, struct nbdws_skb_src, src);
+	size_t n = min(s->len, iov_iter_count(to));
+
+	if (!n)
+		return 0;
+	if (skb_copy_datagram_iter(s->skb, s->offset, to, n))
+		return -EFAULT;
+	s->offset += n;
+	s->len -= n;
+	return n;
+}
+
+struct nbdws_sock_src {
+	struct nbdws_rx_src src;
+	struct socket *sock;
+	unsigned long deadline;
+	bool yielded;
+};
+
+static int nbdws_sock_pull(struct nbdws_rx_src *src, struct iov_iter *to)
+{
+	struct nbdws_sock_src *s = container_of(src, struct nbdws_sock_src,
+						src);
+	struct msghdr msg = { .msg_flags = MSG_DONTWAIT };
+	int ret;
+
+	if (time_after(jiffies, s->deadline)) {
+		s->yielded = true;
+		return 0;
+	}
+	msg.msg_iter = *to;
+	ret = sock_recvmsg(s->sock, &msg, MSG_DONTWAIT);
+	if (ret == -EAGAIN)
+		return 0;
+	if (!ret)
+		return -ESHUTDOWN;
+	if (ret > 0)
+		iov_iter_advance(to, ret);
+	return ret;
+}
+
+struct nbdws_buf_src {
+	struct nbdws_rx_src src;
+	struct nbdws_conn *conn;
+};
+
+static int nbdws_preread_pull(struct nbdws_rx_src *src, struct iov_iter *to)
+{
+	struct nbdws_conn *c = container_of(src, struct nbdws_buf_src,
+					    src)->conn;
+	size_t n = min(c->preread_len - c->preread_off, iov_iter_count(to));
+
+	if (!n)
+		return 0;
+	if (copy_to_iter(c->preread + c->preread_off, n, to) != n)
+		return -EFAULT;
+	c->preread_off += n;
+	return n;
+}
+
+static void nbdws_rx_account(struct nbdws_conn *conn, struct request *rq)
+{
+	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
+
+	switch (cmd->nbd_type) {
+	case NBDP_CMD_READ:
+		nbdws_stat_add(conn, NBDWS_STAT_A_READS, 1);
+		nbdws_stat_add(conn, NBDWS_STAT_A_READ_BYTES, blk_rq_bytes(rq));
+		break;
+	case NBDP_CMD_WRITE:
+		nbdws_stat_add(conn, NBDWS_STAT_A_WRITES, 1);
+		nbdws_stat_add(conn, NBDWS_STAT_A_WRITE_BYTES,
+			       blk_rq_bytes(rq));
+		break;
+	case NBDP_CMD_FLUSH:
+		nbdws_stat_add(conn, NBDWS_STAT_A_FLUSHES, 1);
+		break;
+	case NBDP_CMD_TRIM:
+		nbdws_stat_add(conn, NBDWS_STAT_A_TRIMS, 1);
+		break;
+	case NBDP_CMD_WRITE_ZEROES:
+		nbdws_stat_add(conn, NBDWS_STAT_A_WRITE_ZEROES, 1);
+		break;
+	}
+	if (cmd->error)
+		nbdws_stat_add(conn, NBDWS_STAT_A_ERRORS, 1);
+}
+
+/* The reply to @rq is complete; finish it unless the send side still runs. */
+static void nbdws_rx_done(struct nbdws_conn *conn, struct request *rq)
+{
+	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
+
+	nbdws_rx_account(conn, rq);
+	if (atomic_fetch_or(NBDWS_CMD_REPLIED, &cmd->state) & NBDWS_CMD_TX_DONE)
+		nbdws_cmd_complete(rq);
+}
+
+/* Find the request a reply belongs to; NULL if the reply is not valid. */
+static struct request *nbdws_rx_lookup(struct nbdws_conn *conn, u64 cookie)
+{
+	struct blk_mq_tag_set *set = &conn->dev->tag_set;
+	u32 hwq = (cookie >> 16) & 0xffff;
+	u32 tag = cookie & 0xffff;
+	struct nbdws_req *cmd;
+	struct request *rq;
+	int state;
+
+	if (hwq >= set->nr_hw_queues || tag >= set->queue_depth)
+		return NULL;
+	rq = blk_mq_tag_to_rq(set->tags[hwq], tag);
+	if (!rq)
+		return NULL;
+	cmd = nbdws_rq_cmd(rq);
+	/* Pairs with the send_lock release in queue_rq. */
+	state = atomic_read_acquire(&cmd->state);
+	if (!(state & NBDWS_CMD_INFLIGHT) || state & NBDWS_CMD_REPLIED)
+		return NULL;
+	if (READ_ONCE(cmd->conn) != conn || cmd->cookie != cookie)
+		return NULL;
+	return rq;
+}
+
+static int nbdws_rx_reply(struct nbdws_conn *conn,
+			  const struct nbd_wire_reply *reply)
+{
+	struct nbdws_req *cmd;
+	struct request *rq;
+
+	rq = nbdws_rx_lookup(conn, reply->cookie);
+	if (!rq) {
+		dev_warn_ratelimited(disk_to_dev(conn->dev->disk),
+				     "connection %u: reply with unknown cookie %#llx\n",
+				     conn->id, reply->cookie);
+		return -EPROTO;
+	}
+	cmd = nbdws_rq_cmd(rq);
+	cmd->error = nbd_wire_errno(reply->error);
+	if (cmd->nbd_type == NBDP_CMD_READ && !cmd->error && rq->bio) {
+		conn->rx_rq = rq;
+		conn->rx_bio = rq->bio;
+		nbdws_bio_iter(rq->bio, ITER_DEST, &conn->rx_iter);
+		return 0;
+	}
+	nbdws_rx_done(conn, rq);
+	return 0;
+}
+
+static int nbdws_rx_header(struct nbdws_conn *conn, struct nbdws_rx_src *src)
+{
+	u8 buf[NBDP_SIMPLE_REPLY_SIZE];
+	struct kvec kv = {
+		.iov_base = buf,
+		.iov_len = NBDP_SIMPLE_REPLY_SIZE - conn->parser.have,
+	};
+	struct nbd_wire_reply reply;
+	struct iov_iter it;
+	size_t used;
+	int n, ret;
+
+	iov_iter_kvec(&it, ITER_DEST, &kv, 1, kv.iov_len);
+	n = src->pull(src, &it);
+	if (n <= 0)
+		return n;
+	ret = nbd_reply_parse(&conn->parser, buf, n, &used, &reply);
+	if (ret == NBD_REPLY_BAD_MAGIC) {
+		dev_warn_ratelimited(disk_to_dev(conn->dev->disk),
+				     "connection %u: bad reply magic %#x\n",
+				     conn->id,
+				     nbd_reply_parser_magic(&conn->parser));
+		return -EPROTO;
+	}
+	if (ret == NBD_REPLY_DONE) {
+		ret = nbdws_rx_reply(conn, &reply);
+		if (ret)
+			return ret;
+	}
+	return n;
+}
+
+static int nbdws_rx_payload(struct nbdws_conn *conn, struct nbdws_rx_src *src)
+{
+	struct request *rq = conn->rx_rq;
+	int n = 0;
+
+	if (iov_iter_count(&conn->rx_iter)) {
+		n = src->pull(src, &conn->rx_iter);
+		if (n <= 0 || iov_iter_count(&conn->rx_iter))
+			return n;
+	}
+	/* This bio is full: on to the next one, or the read is done. */
+	conn->rx_bio = conn->rx_bio->bi_next;
+	if (conn->rx_bio) {
+		nbdws_bio_iter(conn->rx_bio, ITER_DEST, &conn->rx_iter);
+		return n ? n : 1;
+	}
+	conn->rx_rq = NULL;
+	nbdws_rx_done(conn, rq);
+	return n ? n : 1;
+}
+
+/* Consume what @src has. Returns 0 when it is drained, or -errno. */
+static int nbdws_rx_feed(struct nbdws_conn *conn, struct nbdws_rx_src *src)
+{
+	int ret;
+
+	do {
+		if (conn->rx_rq)
+			ret = nbdws_rx_payload(conn, src);
+		else
+			ret = nbdws_rx_header(conn, src);
+	} while (ret > 0);
+	return ret;
+}
+
+static int nbdws_rx_actor(read_descriptor_t *desc, struct sk_buff *skb,
+			  unsigned int offset, size_t len)
+{
+	struct nbdws_conn *conn = desc->arg.data;
+	struct nbdws_skb_src s = {
+		.src.pull = nbdws_skb_pull,
+		.skb = skb,
+		.offset = offset,
+		.len = len,
+	};
+	int ret;
+
+	ret = nbdws_rx_feed(conn, &s.src);
+	if (ret < 0) {
+		desc->error = ret;
+		desc->count = 0;
+		return ret;
+	}
+	return len - s.len;
+}
+
+static int nbdws_rx_read_sock(struct nbdws_conn *conn)
+{
+	struct socket *sock = conn->sock;
+	struct sock *sk = sock->sk;
+	read_descriptor_t desc = {
+		.arg.data = conn,
+		.count = 1,
+	};
+	int ret;
+
+	lock_sock(sk);
+	ret = sock->ops->read_sock(sk, &desc, nbdws_rx_actor);
+	release_sock(sk);
+	if (desc.error)
+		return desc.error;
+	if (ret < 0)
+		return ret;
+	if (READ_ONCE(sk->sk_err))
+		return sock_error(sk) ?: -EIO;
+	if (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN &&
+	    skb_queue_empty_lockless(&sk->sk_receive_queue))
+		return -ESHUTDOWN;
+	return 0;
+}
+
+static u32 nbdws_rx_reason(int err)
+{
+	switch (err) {
+	case -EPROTO:
+		return NBDWS_REASON_PROTOCOL;
+	case -ESHUTDOWN:
+		return NBDWS_REASON_PEER_CLOSED;
+	default:
+		return NBDWS_REASON_SOCKET_ERROR;
+	}
+}
+
+void nbdws_rx_work(struct work_struct *work)
+{
+	struct nbdws_conn *conn = container_of(work, struct nbdws_conn,
+					       rx_work);
+	int ret = 0;
+
+	if (nbdws_conn_dead(conn))
+		return;
+
+	down_read(&conn->dev->tags_rwsem);
+	if (conn->preread_off < conn->preread_len) {
+		struct nbdws_buf_src s = {
+			.src.pull = nbdws_preread_pull,
+			.conn = conn,
+		};
+
+		ret = nbdws_rx_feed(conn, &s.src);
+	}
+	if (!ret && conn->use_read_sock) {
+		ret = nbdws_rx_read_sock(conn);
+	} else if (!ret) {
+		struct nbdws_sock_src s = {
+			.src.pull = nbdws_sock_pull,
+			.sock = conn->sock,
+			.deadline = jiffies + NBDWS_RX_BUDGET_JIFFIES,
+		};
+
+		ret = nbdws_rx_feed(conn, &s.src);
+		if (!ret && s.yielded)
+			queue_work(nbdws_wq, &conn->rx_work);
+	}
+	up_read(&conn->dev->tags_rwsem);
+	if (ret < 0)
+		nbdws_conn_mark_dead(conn, nbdws_rx_reason(ret));
+}
+
+/* Forget any partial reply: the connection is quiesced or new. */
+void nbdws_rx_reset(struct nbdws_conn *conn)
+{
+	nbd_reply_parser_init(&conn->parser);
+	conn->rx_rq = NULL;
+	conn->rx_bio = NULL;
+}

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nbdws: send path.
+ *
+ * queue_rq encodes the NBD header into the request's PDU and appends the
+ * request to its connection's send list; the list is drained without ever
+ * waiting for socket space (MSG_DONTWAIT), by queue_rq itself at the end of
+ * a batch when the connection is idle, else by tx_work. The header goes out with MSG_MORE so that
+ * header and payload leave together, and the payload pages of a write are
+ * handed to the socket by reference (sendpage or MSG_SPLICE_PAGES, see
+ * compat.h) in as few calls as the kernel allows. When the socket is full
+ * the position is kept in the PDU and sk_write_space restarts the work:
+ * a partial send never requeues the request.
+ */
+#include <linux/blk-mq.h>
+#include <linux/jiffies.h>
+#include <net/sock.h>
+
+#include "compat.h"
+#include "nbdws.h"
+
+/* Time one drain may keep its CPU before it yields to other work. */
+#define NBDWS_TX_BUDGET_JIFFIES	max(1UL, msecs_to_jiffies(1))
+
+/* Can every payload page be given to the socket by reference? */
+static bool nbdws_rq_zcopy_ok(struct request *rq)
+{
+	struct req_iterator it;
+	struct bio_vec bv;
+
+	rq_for_each_segment(bv, rq, it) {
+		if (!sendpage_ok(bv.bv_page))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Build the wire header of @rq. The cookie carries the hardware queue and
+ * tag that find the request again, plus a generation bumped on every
+ * dispatch of the tag so that a late or duplicated reply for an earlier
+ * use of the tag is recognised as such.
+ */
+void nbdws_tx_prepare(struct nbdws_dev *dev, struct request *rq, u16 type,
+		      u16 flags)
+{
+	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
+	u32 hwq = rq->mq_hctx->queue_num;
+	u32 tag = rq->tag;
+	u32 gen = ++dev->tag_gen[hwq * dev->depth + tag];
+	struct nbd_wire_request w = {
+		.flags = flags,
+		.type = type,
+		.cookie = (u64)gen << 32 | hwq << 16 | tag,
+	};
+
+	if (type != NBDP_CMD_FLUSH) {
+		w.offset = (u64)blk_rq_pos(rq) << SECTOR_SHIFT;
+		w.length = blk_rq_bytes(rq);
+	}
+	nbd_wire_encode_request(cmd->hdr, &w);
+	cmd->cookie = w.cookie;
+	cmd->nbd_type = type;
+	cmd->error = 0;
+	cmd->hdr_off = 0;
+	cmd->queued_at = jiffies;
+	cmd->tx_bio = NULL;
+	if (type == NBDP_CMD_WRITE && rq->bio) {
+		cmd->tx_bio = rq->bio;
+		nbdws_bio_iter(rq->bio, ITER_SOURCE, &cmd->tx_iter);
+		cmd->zcopy = nbdws_rq_zcopy_ok(rq);
+	}
+}
+
+static int nbdws_tx_header(struct nbdws_conn *conn, struct nbdws_req *cmd,
+			   bool more)
+{
+	while (cmd->hdr_off < NBDP_REQUEST_SIZE) {
+		struct kvec kv = {
+			.iov_base = cmd->hdr + cmd->hdr_off,
+			.iov_len = NBDP_REQUEST_SIZE - cmd->hdr_off,
+		};
+		struct msghdr msg = {
+			.msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL |
+				     (more ? MSG_MORE : 0),
+		};
+		int ret;
+
+		ret = kernel_sendmsg(conn->sock, &msg, &kv, 1, kv.iov_len);
+		if (ret <= 0)
+			return ret ? ret : -EAGAIN;
+		cmd->hdr_off += ret;
+	}
+	return 0;
+}
+
+/*
+ * Send what is left of @cmd. Returns 0 once all of it is in the socket,
+ * -EAGAIN when the socket is full, another negative errno on failure.
+ * Nothing here touches the bio after the call that sends its last byte:
+ * from then on the reply may complete the request at any moment.
+ */
+static int nbdws_tx_send(struct nbdws_conn *conn, struct nbdws_req *cmd,
+			 bool more)
+{
+	int ret;
+
+	ret = nbdws_tx_header(conn, cmd, more || cmd->tx_bio);
+	if (ret)
+		return ret;
+
+	while (cmd->tx_bio) {
+		struct bio *next = cmd->tx_bio->bi_next;
+		int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
+
+		if (!iov_iter_count(&cmd->tx_iter)) {
+			cmd->tx_bio = next;
+			if (next)
+				nbdws_bio_iter(next, ITER_SOURCE, &cmd->tx_iter);
+			continue;
+		}
+		if (next || more)
+			flags |= MSG_MORE;
+		ret = nbdws_send_bvec(conn->sock, &cmd->tx_iter, flags,
+				      cmd->zcopy);
+		if (ret <= 0)
+			return ret ? ret : -EAGAIN;
+	}
+	return 0;
+}
+
+/*
+ * Send queued requests until the list is empty, the socket is full or the
+ * time budget is spent (then returns true). Caller holds tx_mutex, which
+ * keeps the byte stream of one connection in one sender's hands.
+ */
+static bool nbdws_tx_drain(struct nbdws_conn *conn)
+{
+	unsigned long deadline = jiffies + NBDWS_TX_BUDGET_JIFFIES;
+
+	while (!nbdws_conn_dead(conn)) {
+		struct nbdws_req *cmd = conn->tx_cur;
+		bool more;
+		int ret;
+
+		spin_lock_bh(&conn->send_lock);
+		if (!cmd) {
+			cmd = list_first_entry_or_null(&conn->send_list,
+						       struct nbdws_req, node);
+			if (!cmd) {
+				spin_unlock_bh(&conn->send_lock);
+				return false;
+			}
+			list_del_init(&cmd->node);
+			WRITE_ONCE(conn->tx_cur, cmd);
+		}
+		more = !list_empty(&conn->send_list);
+		spin_unlock_bh(&conn->send_lock);
+
+		ret = nbdws_tx_send(conn, cmd, more);
+		if (ret == -EAGAIN)
+			return false;	/* sk_write_space queues tx_work */
+		if (ret) {
+			nbdws_conn_mark_dead(conn, NBDWS_REASON_SOCKET_ERROR);
+			return false;
+		}
+		WRITE_ONCE(conn->tx_cur, NULL);
+		if (atomic_fetch_or(NBDWS_CMD_TX_DONE, &cmd->state) &
+		    NBDWS_CMD_REPLIED)
+			nbdws_cmd_complete(blk_mq_rq_from_pdu(cmd));
+
+		if (time_after(jiffies, deadline))
+			return true;
+	}
+	return false;
+}
+
+void nbdws_tx_work(struct work_struct *work)
+{
+	struct nbdws_conn *conn = container_of(work, struct nbdws_conn,
+					       tx_work);
+	bool yielded;
+
+	mutex_lock(&conn->tx_mutex);
+	yielded = nbdws_tx_drain(conn);
+	mutex_unlock(&conn->tx_mutex);
+	if (yielded)
+		queue_work(nbdws_wq, &conn->tx_work);
+}
+
+/*
+ * New requests are on the send list. With @inline_ok (queue_rq at the end
+ * of a batch) send them right here when no one else is sending: this saves
+ * a work item hop per batch. Otherwise, or when the budget ran out, the
+ * work item does it.
+ */
+void nbdws_tx_kick(struct nbdws_conn *conn, bool inline_ok)
+{
+	if (inline_ok && mutex_trylock(&conn->tx_mutex)) {
+		bool yielded = nbdws_tx_drain(conn);
+
+		mutex_unlock(&conn->tx_mutex);
+		if (!yielded)
+			return;
+	}
+	queue_work(nbdws_wq, &conn->tx_work);
+}
