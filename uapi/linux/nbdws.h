@@ -24,6 +24,11 @@
 #define NBDWS_DEFAULT_MAX_REQ_BYTES	(1024U * 1024U)
 #define NBDWS_MAX_CONNS			16
 #define NBDWS_MAX_QUEUE_DEPTH		1024
+/*
+ * Most bytes NBDWS_CONN_A_PREREAD may carry: what userspace read from a
+ * WebSocket connection past its handshake, consumed by the kernel first.
+ */
+#define NBDWS_PREREAD_MAX		4096
 
 enum nbdws_cmd {
 	NBDWS_CMD_UNSPEC,
