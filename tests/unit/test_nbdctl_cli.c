@@ -1,97 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * nbdctl's command line, tested by running build/nbdctl: bad command
- * lines exit 2 with a usage line, unsupported URIs exit 1, a missing
+ * lines exit 2 with a usage line (WebSocket options included), unsupported
+ * URIs exit 1, a missing
  * nbdws module exits 3 with advice, and `info`/`list-exports` work
  * end to end against nbdkit (no kernel module involved).
  */
 #include <errno.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kselftest_harness.h"
 
 #include "nbd_test_servers.h"
-
-struct run {
-	int status;		/* exit code, or -1 if killed */
-	char out[8192];
-	char err[8192];
-};
-
-/* build/unit/test_nbdctl_cli -> build/nbdctl, unless $NBDCTL says. */
-static const char *nbdctl_path(void)
-{
-	static char path[PATH_MAX];
-	char self[PATH_MAX];
-	ssize_t n;
-
-	if (getenv("NBDCTL"))
-		return getenv("NBDCTL");
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n < 0)
-		return "build/nbdctl";
-	self[n] = '\0';
-	snprintf(path, sizeof(path), "%s/../nbdctl", dirname(self));
-	return path;
-}
-
-static void slurp(int fd, char *buf, size_t len)
-{
-	size_t off = 0;
-	ssize_t n;
-
-	while (off + 1 < len && (n = read(fd, buf + off, len - off - 1)) > 0)
-		off += (size_t)n;
-	buf[off] = '\0';
-}
-
-/* Run nbdctl with a NULL-terminated argument list. */
-static void run_nbdctl(struct run *r, ...)
-{
-	char *argv[32];
-	int out[2], err[2], st, i = 1;
-	va_list ap;
-	pid_t pid;
-
-	argv[0] = (char *)nbdctl_path();
-	va_start(ap, r);
-	while (i < 31 && (argv[i] = va_arg(ap, char *)))
-		i++;
-	va_end(ap);
-	argv[i] = NULL;
-	if (pipe(out) || pipe(err))
-		abort();
-	pid = fork();
-	if (pid == 0) {
-		dup2(out[1], 1);
-		dup2(err[1], 2);
-		close(out[0]);
-		close(err[0]);
-		unsetenv("NBDWS_MODULE_PATH");
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(out[1]);
-	close(err[1]);
-	/* Outputs are small: reading one after the other cannot block. */
-	slurp(out[0], r->out, sizeof(r->out));
-	slurp(err[0], r->err, sizeof(r->err));
-	close(out[0]);
-	close(err[0]);
-	waitpid(pid, &st, 0);
-	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-#define EXPECT_USAGE(...) do { \
-	struct run r; \
-	run_nbdctl(&r, __VA_ARGS__, NULL); \
-	EXPECT_EQ(2, r.status) TH_LOG("stderr: %s", r.err); \
-	EXPECT_NE(NULL, strstr(r.err, "usage")) TH_LOG("stderr: %s", r.err); \
-	EXPECT_STREQ("", r.out); \
-} while (0)
+#include "nbdctl_run.h"
 
 TEST(binary_exists)
 {
@@ -151,6 +73,58 @@ TEST(connect_usage)
 	EXPECT_USAGE("connect", "-c");
 }
 
+/* WebSocket options: bad values, and options that do not fit the URI. */
+TEST(websocket_option_usage)
+{
+	char path[64], cmd[128];
+
+	EXPECT_USAGE("connect", "--ws-protocol", "", "ws://h/");
+	EXPECT_USAGE("connect", "--ws-protocol", "a b", "ws://h/");
+	EXPECT_USAGE("connect", "--ws-protocol", "a,", "ws://h/");
+	EXPECT_USAGE("connect", "--authorization", "", "ws://h/");
+	EXPECT_USAGE("connect", "--authorization", "Basic x\r\nX-Evil: 1", "ws://h/");
+	EXPECT_USAGE("connect", "--authorization", "Basic x\nX: 1", "ws://h/");
+	EXPECT_USAGE("connect", "--authorization", "a", "--auth-file", "/dev/null", "ws://h/");
+	EXPECT_USAGE("connect", "--auth-file", "", "ws://h/");
+	EXPECT_USAGE("connect", "--origin", "", "ws://h/");
+	EXPECT_USAGE("connect", "--cafile", "/nonexistent/ca.pem", "wss://h/");
+	EXPECT_USAGE("connect", "--cafile", "/dev/null", "--insecure", "wss://h/");
+	EXPECT_USAGE("connect", "--insecure", "--cafile", "/dev/null", "wss://h/");
+	EXPECT_USAGE("connect", "--ping", "-1", "ws://h/");
+	EXPECT_USAGE("connect", "--ping", "soon", "ws://h/");
+	EXPECT_USAGE("connect", "--ping", "100000", "ws://h/");
+	EXPECT_USAGE("connect", "--ping", "5", "nbd://h/");
+	EXPECT_USAGE("connect", "--ws-protocol", "binary", "nbd://h/");
+	EXPECT_USAGE("connect", "--insecure", "ws://h/");
+	EXPECT_USAGE("connect", "--cafile", "/dev/null", "nbd+unix:///?socket=/s");
+	EXPECT_USAGE("info", "--ping", "5", "ws://h/");
+	EXPECT_USAGE("info", "--authorization", "x", "nbd://h/");
+	EXPECT_USAGE("info", "--insecure", "ws://h/");
+	EXPECT_USAGE("list-exports", "--origin", "http://a", "nbd://h/");
+	EXPECT_USAGE("list-exports", "--ws-protocol", "bad/token", "ws://h/");
+
+	/* An empty --auth-file, or one with two lines, is a bad value too. */
+	make_tmpdir(path, sizeof(path));
+	snprintf(cmd, sizeof(cmd), "%s/auth", path);
+	ASSERT_EQ(0, make_file(cmd, 0, 0));
+	EXPECT_USAGE("info", "--auth-file", cmd, "ws://h/");
+	snprintf(cmd, sizeof(cmd), "printf 'Basic a\\nX: b\\n' >%s/auth", path);
+	ASSERT_EQ(0, system(cmd));
+	snprintf(cmd, sizeof(cmd), "%s/auth", path);
+	EXPECT_USAGE("info", "--auth-file", cmd, "ws://h/");
+	remove_tree(path);
+}
+
+/* An --auth-file that cannot be read is a failure (1), named in the message. */
+TEST(auth_file_unreadable)
+{
+	struct run r;
+
+	run_nbdctl(&r, "info", "--auth-file", "/nonexistent/auth", "ws://127.0.0.1:1/", NULL);
+	EXPECT_EQ(1, r.status) TH_LOG("stderr: %s", r.err);
+	EXPECT_NE(NULL, strstr(r.err, "/nonexistent/auth")) TH_LOG("stderr: %s", r.err);
+}
+
 TEST(other_commands_usage)
 {
 	EXPECT_USAGE("status");
@@ -178,11 +152,9 @@ TEST(unsupported_uris_fail_with_exit_1)
 	run_nbdctl(&r, "connect", "nbds://h/", NULL);
 	EXPECT_EQ(1, r.status);
 	EXPECT_NE(NULL, strstr(r.err, "not supported")) TH_LOG("%s", r.err);
-	run_nbdctl(&r, "connect", "ws://h/x", NULL);
+	run_nbdctl(&r, "info", "nbds://h/x", NULL);
 	EXPECT_EQ(1, r.status);
 	EXPECT_NE(NULL, strstr(r.err, "not supported")) TH_LOG("%s", r.err);
-	run_nbdctl(&r, "info", "wss://h/x", NULL);
-	EXPECT_EQ(1, r.status);
 }
 
 TEST(missing_module_exits_3)

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * nbdctl connect URI [DEVICE]: handshake in userspace, then hand the
- * sockets and the negotiated export parameters to nbdws.ko.
+ * sockets and the negotiated export parameters to nbdws.ko. ws:// and
+ * wss:// connections go over in the ws-client transport, with the bytes
+ * read past the handshake.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +18,7 @@
 #include "nbd_proto.h"
 #include "nbdctl.h"
 #include "output.h"
+#include "wsopts.h"
 
 /* Linux cannot use logical block sizes outside 512 .. page size. */
 #define MIN_LBS		512U
@@ -27,6 +30,7 @@
 struct connect_cfg {
 	const char *uri_text;
 	struct nbd_uri uri;
+	struct wsopts ws;
 	bool has_index;
 	uint32_t index;
 	uint32_t nconns;
@@ -67,6 +71,8 @@ static int parse_args(int argc, char **argv, struct connect_cfg *cfg)
 		{ "no-timeout", no_argument, NULL, OPT_NO_TIMEOUT },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		WSOPTS_LONG_OPTIONS,
+		WSOPTS_PING_OPTION,
 		{},
 	};
 	const char *cmd = argv[0];
@@ -76,6 +82,12 @@ static int parse_args(int argc, char **argv, struct connect_cfg *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->nconns = 1;
 	while ((c = getopt_long(argc, argv, "c:t:rb:jh", opts, NULL)) != -1) {
+		rc = wsopts_handle(&cfg->ws, cmd, c, optarg);
+		if (rc >= 0) {
+			if (rc)
+				return rc;
+			continue;
+		}
 		switch (c) {
 		case 'c':
 			if (parse_uint(optarg, 1, NBDWS_MAX_CONNS, &cfg->nconns))
@@ -157,11 +169,11 @@ static int parse_args(int argc, char **argv, struct connect_cfg *cfg)
 	}
 	if (rc)
 		return nbdctl_usage_error(cmd, "%s", err.msg);
-	if (cfg->uri.scheme == NBD_URI_WS || cfg->uri.scheme == NBD_URI_WSS) {
-		nbdctl_err("%s:// is not supported yet: the WebSocket transport comes in a later release; use nbd:// or nbd+unix://",
-			   nbd_uri_scheme_name(cfg->uri.scheme));
+	rc = wsopts_finish(&cfg->ws, cmd, &cfg->uri);
+	if (rc) {
 		nbd_uri_free(&cfg->uri);
-		return NBDCTL_EXIT_FAIL;
+		wsopts_free(&cfg->ws);
+		return rc;
 	}
 	if (!cfg->backend)
 		cfg->backend = cfg->uri_text;
@@ -239,7 +251,8 @@ static int reply_cb(struct nlattr *attrs, int len, void *arg)
 static struct nl_msg *build_connect(struct nbdctl_nl *nl,
 				    const struct connect_cfg *cfg,
 				    const struct nbd_export_info *info,
-				    const struct dev_params *p, const int *fds)
+				    const struct dev_params *p,
+				    const struct nbdctl_conn *c)
 {
 	struct nl_msg *msg = nbdctl_nl_msg(nl, NBDWS_CMD_CONNECT, 0);
 	struct nlattr *conns;
@@ -267,7 +280,7 @@ static struct nl_msg *build_connect(struct nbdctl_nl *nl,
 	if (!conns)
 		goto fail;
 	for (i = 0; i < cfg->nconns; i++)
-		if (conns_put(msg, fds[i], -1))
+		if (conns_put(msg, &c[i], cfg->ws.ping_ms, -1))
 			goto fail;
 	nla_nest_end(msg, conns);
 	return msg;
@@ -309,7 +322,12 @@ static int do_connect(struct connect_cfg *cfg)
 {
 	struct nbdctl_nl nl, events = { 0 };
 	struct connect_reply reply = { 0 };
-	int fds[NBDWS_MAX_CONNS];
+	struct conn_target target = {
+		.uri = &cfg->uri,
+		.ws = &cfg->ws.dial,
+		.ping_ms = cfg->ws.ping_ms,
+	};
+	struct nbdctl_conn c[NBDWS_MAX_CONNS];
 	struct nbd_export_info info;
 	struct dev_params p;
 	struct nl_msg *msg;
@@ -329,8 +347,8 @@ static int do_connect(struct connect_cfg *cfg)
 			return rc;
 		}
 	}
-	if (conns_open(&cfg->uri, cfg->nconns, NBDCTL_CONNECT_TIMEOUT_S * 1000,
-		       fds, &info))
+	if (conns_open(&target, cfg->nconns, NBDCTL_CONNECT_TIMEOUT_S * 1000,
+		       c, &info))
 		goto out_nl;
 	/*
 	 * Several connections to a server that does not promise consistency
@@ -350,7 +368,7 @@ static int do_connect(struct connect_cfg *cfg)
 		nbdctl_err("the export is smaller than one block (%" PRIu64 " bytes)", info.size);
 		goto out_conns;
 	}
-	msg = build_connect(&nl, cfg, &info, &p, fds);
+	msg = build_connect(&nl, cfg, &info, &p, c);
 	if (!msg) {
 		nbdctl_err("out of memory building the request");
 		goto out_conns;
@@ -372,10 +390,10 @@ static int do_connect(struct connect_cfg *cfg)
 	print_result(cfg, &info, &p, &reply);
 	ret = NBDCTL_EXIT_OK;
 	/* The kernel holds its own references to the sockets now. */
-	conns_close(fds, cfg->nconns);
+	conns_close(c, cfg->nconns);
 	if (cfg->persist) {
 		struct persist_target t = {
-			.uri = &cfg->uri,
+			.conn = &target,
 			.index = reply.index,
 			.size = info.size,
 			.flags = info.tflags,
@@ -388,7 +406,7 @@ static int do_connect(struct connect_cfg *cfg)
 	nbd_export_info_free(&info);
 	goto out_nl;
 out_conns:
-	conns_close(fds, cfg->nconns);
+	conns_close(c, cfg->nconns);
 	nbd_export_info_free(&info);
 out_nl:
 	nbdctl_nl_close(&nl);
@@ -406,5 +424,6 @@ int cmd_connect(int argc, char **argv)
 		return rc;
 	rc = do_connect(&cfg);
 	nbd_uri_free(&cfg.uri);
+	wsopts_free(&cfg.ws);
 	return rc;
 }

@@ -7,11 +7,11 @@
 
 #include <stdint.h>
 
+#include "conns.h"
 #include "genl.h"
-#include "nbd_uri.h"
 
 struct persist_target {
-	const struct nbd_uri *uri;
+	const struct conn_target *conn;	/* URI and WebSocket options */
 	uint32_t index;
 	uint64_t size;			/* export size and flags at connect */
 	uint16_t flags;

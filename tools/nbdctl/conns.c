@@ -2,7 +2,9 @@
 /*
  * nbdctl: opening connections and describing them to the kernel.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <linux/nbdws.h>
@@ -12,15 +14,19 @@
 #include "nbd_dial.h"
 #include "nbd_proto.h"
 #include "nbdctl.h"
+#include "wsopts.h"
 
-void conns_close(int *fds, unsigned int n)
+void conns_close(struct nbdctl_conn *c, unsigned int n)
 {
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
-		if (fds[i] >= 0)
-			close(fds[i]);
-		fds[i] = -1;
+		if (c[i].fd >= 0)
+			close(c[i].fd);
+		c[i].fd = -1;
+		free(c[i].preread);
+		c[i].preread = NULL;
+		c[i].preread_len = 0;
 	}
 }
 
@@ -48,24 +54,67 @@ int conns_check_same(const struct nbd_export_info *info, uint64_t size,
 	return 0;
 }
 
-int conns_open(const struct nbd_uri *uri, unsigned int n, int timeout_ms,
-	       int *fds, struct nbd_export_info *info)
+/*
+ * One connection through NBD_OPT_GO. WebSocket connections come with the
+ * bytes read past the handshake, which the kernel must consume first and
+ * takes only up to NBDWS_PREREAD_MAX.
+ */
+static int conn_open_one(const struct conn_target *t, int timeout_ms,
+			 struct nbdctl_conn *c, struct nbd_export_info *info,
+			 struct nbdws_err *err)
+{
+	static const struct ws_dial_opts no_opts;
+	struct ws_conn wc;
+	int fd;
+
+	c->transport = NBDWS_TRANSPORT_PLAIN;
+	if (t->uri->scheme != NBD_URI_WS && t->uri->scheme != NBD_URI_WSS) {
+		fd = nbd_dial(t->uri, NBD_DIAL_GO, timeout_ms, info, err);
+		if (fd >= 0)
+			c->fd = fd;
+		return fd < 0 ? fd : 0;
+	}
+	fd = ws_dial(t->uri, t->ws ? t->ws : &no_opts, NBD_DIAL_GO, timeout_ms,
+		     info, &wc, err);
+	if (fd < 0)
+		return fd;
+	if (wc.preread_len > NBDWS_PREREAD_MAX) {
+		nbdws_err_set(err, -EMSGSIZE,
+			      "the server sent %zu bytes after the NBD handshake, before any request; the kernel takes at most %d such bytes (NBDWS_PREREAD_MAX): this server does not behave like an NBD server",
+			      wc.preread_len, NBDWS_PREREAD_MAX);
+		close(fd);
+		ws_conn_free(&wc);
+		nbd_export_info_free(info);
+		return -EMSGSIZE;
+	}
+	c->fd = fd;
+	c->transport = NBDWS_TRANSPORT_WS_CLIENT;
+	c->preread = wc.preread;
+	c->preread_len = wc.preread_len;
+	wc.preread = NULL;
+	wc.preread_len = 0;
+	ws_conn_free(&wc);
+	return 0;
+}
+
+int conns_open(const struct conn_target *t, unsigned int n, int timeout_ms,
+	       struct nbdctl_conn *c, struct nbd_export_info *info)
 {
 	struct nbdws_err err;
 	unsigned int i;
 
 	for (i = 0; i < n; i++)
-		fds[i] = -1;
+		c[i] = (struct nbdctl_conn){ .fd = -1 };
 	for (i = 0; i < n; i++) {
 		struct nbd_export_info more;
+		char prefix[48];
+		int rc;
 
-		fds[i] = nbd_dial(uri, NBD_DIAL_GO, timeout_ms,
-				  i ? &more : info, &err);
-		if (fds[i] < 0) {
-			if (n > 1)
-				nbdctl_err("connection %u of %u: %s", i + 1, n, err.msg);
-			else
-				nbdctl_err("%s", err.msg);
+		rc = conn_open_one(t, timeout_ms, &c[i], i ? &more : info, &err);
+		if (rc < 0) {
+			snprintf(prefix, sizeof(prefix), "connection %u of %u",
+				 i + 1, n);
+			wsopts_report(t->uri, rc, err.msg, n > 1 ? prefix : NULL);
 			goto fail;
 		}
 		if (!i)
@@ -80,16 +129,21 @@ int conns_open(const struct nbd_uri *uri, unsigned int n, int timeout_ms,
 fail:
 	if (i)
 		nbd_export_info_free(info);
-	conns_close(fds, n);
+	conns_close(c, n);
 	return -1;
 }
 
-int conns_put(struct nl_msg *msg, int fd, int64_t id)
+int conns_put(struct nl_msg *msg, const struct nbdctl_conn *c,
+	      uint32_t ping_ms, int64_t id)
 {
 	struct nlattr *conn = nbdctl_nest_start(msg, NBDWS_A_CONN);
+	bool ws = c->transport != NBDWS_TRANSPORT_PLAIN;
 
-	if (!conn || nla_put_s32(msg, NBDWS_CONN_A_FD, fd) < 0 ||
-	    nla_put_u32(msg, NBDWS_CONN_A_TRANSPORT, NBDWS_TRANSPORT_PLAIN) < 0 ||
+	if (!conn || nla_put_s32(msg, NBDWS_CONN_A_FD, c->fd) < 0 ||
+	    nla_put_u32(msg, NBDWS_CONN_A_TRANSPORT, c->transport) < 0 ||
+	    (c->preread_len &&
+	     nla_put(msg, NBDWS_CONN_A_PREREAD, (int)c->preread_len, c->preread) < 0) ||
+	    (ws && ping_ms && nla_put_u32(msg, NBDWS_CONN_A_PING_MS, ping_ms) < 0) ||
 	    (id >= 0 && nla_put_u32(msg, NBDWS_CONN_A_ID, (uint32_t)id) < 0))
 		return -1;
 	nla_nest_end(msg, conn);

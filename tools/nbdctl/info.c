@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * nbdctl info URI / list-exports URI: ask an NBD server about its exports
- * without creating a device (no kernel module needed).
+ * without creating a device (no kernel module needed). ws:// and wss://
+ * stay in userspace here, so wss:// does not need kernel TLS.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -11,20 +12,34 @@
 #include "nbd_dial.h"
 #include "nbdctl.h"
 #include "output.h"
+#include "wsopts.h"
 
 static const struct option info_opts[] = {
 	{ "json", no_argument, NULL, 'j' },
 	{ "help", no_argument, NULL, 'h' },
+	WSOPTS_LONG_OPTIONS,
 	{},
 };
 
-/* Parse "[-j] URI" for both commands; returns 0 or an exit code. */
-static int parse_uri_arg(int argc, char **argv, struct nbd_uri *uri)
+/*
+ * Parse "[-j] [WebSocket options] URI" for both commands; returns 0 or an
+ * exit code. On success @uri and @ws are the caller's to free.
+ */
+static int parse_uri_arg(int argc, char **argv, struct nbd_uri *uri,
+			 struct wsopts *ws)
 {
 	struct nbdws_err err;
 	int c, rc;
 
+	memset(ws, 0, sizeof(*ws));
+	memset(uri, 0, sizeof(*uri));
 	while ((c = getopt_long(argc, argv, "jh", info_opts, NULL)) != -1) {
+		rc = wsopts_handle(ws, argv[0], c, optarg);
+		if (rc >= 0) {
+			if (rc)
+				return rc;
+			continue;
+		}
 		switch (c) {
 		case 'j':
 			nbdctl_opts.json = true;
@@ -45,7 +60,17 @@ static int parse_uri_arg(int argc, char **argv, struct nbd_uri *uri)
 	}
 	if (rc)
 		return nbdctl_usage_error(argv[0], "%s", err.msg);
-	return 0;
+	rc = wsopts_finish(ws, argv[0], uri);
+	if (rc) {
+		nbd_uri_free(uri);
+		wsopts_free(ws);
+	}
+	return rc;
+}
+
+static bool is_ws(const struct nbd_uri *uri)
+{
+	return uri->scheme == NBD_URI_WS || uri->scheme == NBD_URI_WSS;
 }
 
 static void print_info(const struct nbd_export_info *info)
@@ -90,21 +115,28 @@ static void print_info(const struct nbd_export_info *info)
 
 int cmd_info(int argc, char **argv)
 {
+	const int timeout_ms = NBDCTL_CONNECT_TIMEOUT_S * 1000;
 	struct nbd_export_info info;
 	struct nbd_uri uri;
 	struct nbdws_err err;
+	struct wsopts ws;
+	struct ws_conn wc;
 	int rc;
 
-	rc = parse_uri_arg(argc, argv, &uri);
+	rc = parse_uri_arg(argc, argv, &uri, &ws);
 	if (rc)
 		return rc;
-	rc = nbd_dial(&uri, NBD_DIAL_INFO, NBDCTL_CONNECT_TIMEOUT_S * 1000,
-		      &info, &err);
+	if (is_ws(&uri))
+		rc = ws_dial(&uri, &ws.dial, NBD_DIAL_INFO, timeout_ms, &info,
+			     &wc, &err);
+	else
+		rc = nbd_dial(&uri, NBD_DIAL_INFO, timeout_ms, &info, &err);
+	if (rc)
+		wsopts_report(&uri, rc, err.msg, NULL);
 	nbd_uri_free(&uri);
-	if (rc) {
-		nbdctl_err("%s", err.msg);
+	wsopts_free(&ws);
+	if (rc)
 		return NBDCTL_EXIT_FAIL;
-	}
 	print_info(&info);
 	nbd_export_info_free(&info);
 	return NBDCTL_EXIT_OK;
@@ -112,21 +144,27 @@ int cmd_info(int argc, char **argv)
 
 int cmd_list_exports(int argc, char **argv)
 {
+	const int timeout_ms = NBDCTL_CONNECT_TIMEOUT_S * 1000;
 	struct nbd_export_list list;
 	struct nbd_uri uri;
 	struct nbdws_err err;
+	struct wsopts ws;
 	size_t i;
 	int rc;
 
-	rc = parse_uri_arg(argc, argv, &uri);
+	rc = parse_uri_arg(argc, argv, &uri, &ws);
 	if (rc)
 		return rc;
-	rc = nbd_dial_list(&uri, NBDCTL_CONNECT_TIMEOUT_S * 1000, &list, &err);
+	if (is_ws(&uri))
+		rc = ws_dial_list(&uri, &ws.dial, timeout_ms, &list, &err);
+	else
+		rc = nbd_dial_list(&uri, timeout_ms, &list, &err);
+	if (rc)
+		wsopts_report(&uri, rc, err.msg, NULL);
 	nbd_uri_free(&uri);
-	if (rc) {
-		nbdctl_err("%s", err.msg);
+	wsopts_free(&ws);
+	if (rc)
 		return NBDCTL_EXIT_FAIL;
-	}
 	if (nbdctl_opts.json) {
 		json_object *a = json_object_new_array();
 

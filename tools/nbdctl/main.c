@@ -22,15 +22,15 @@ static const struct command commands[] = {
 	{ "connect", cmd_connect,
 	  "connect [-c N] [-t SEC|--no-timeout] [--dead-timeout SEC] [-r] [-b BYTES]\n"
 	  "                [--max-request BYTES] [--queue-depth N] [--backend ID]\n"
-	  "                [--persist] [--keep] URI [DEVICE]" },
+	  "                [--persist] [--keep] [WS-OPTIONS] [--ping SEC] URI [DEVICE]" },
 	{ "disconnect", cmd_disconnect, "disconnect DEVICE... | --all" },
 	{ "list", cmd_list, "list" },
 	{ "status", cmd_status, "status DEVICE" },
 	{ "monitor", cmd_monitor, "monitor" },
 	{ "reconfigure", cmd_reconfigure,
 	  "reconfigure DEVICE [-t SEC] [--dead-timeout SEC] [--add URI]..." },
-	{ "info", cmd_info, "info URI" },
-	{ "list-exports", cmd_list_exports, "list-exports URI" },
+	{ "info", cmd_info, "info [WS-OPTIONS] URI" },
+	{ "list-exports", cmd_list_exports, "list-exports [WS-OPTIONS] URI" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -94,6 +94,9 @@ static void help(FILE *f)
 	nbdctl_usage(f, NULL);
 	fprintf(f,
 		"URI: nbd://HOST[:PORT]/EXPORT | nbd+unix:///EXPORT?socket=PATH\n"
+		"     | ws://HOST[:PORT]/PATH | wss://HOST[:PORT]/PATH\n"
+		"WS-OPTIONS: [--ws-protocol NAME] [--authorization VALUE | --auth-file PATH]\n"
+		"            [--origin URL] [--cafile PATH | --insecure]\n"
 		"DEVICE: /dev/nbdwsN | nbdwsN | N\n"
 		"exit status: 0 ok, 1 operation failed, 2 usage error,\n"
 		"             3 nbdws module not available\n"

@@ -69,31 +69,32 @@ static int revive(struct nbdctl_nl *req, const struct persist_target *t,
 		  uint32_t id)
 {
 	struct nbd_export_info info;
+	struct nbdctl_conn c;
 	struct nlattr *conns;
 	struct nl_msg *msg;
-	int fd, rc;
+	int rc;
 
-	if (conns_open(t->uri, 1, t->timeout_ms, &fd, &info))
+	if (conns_open(t->conn, 1, t->timeout_ms, &c, &info))
 		return -1;
 	rc = conns_check_same(&info, t->size, t->flags, 1);
 	nbd_export_info_free(&info);
 	if (rc) {
-		close(fd);
+		conns_close(&c, 1);
 		return -1;
 	}
 	msg = nbdctl_nl_msg(req, NBDWS_CMD_RECONFIGURE, 0);
 	conns = NULL;
 	if (msg && nla_put_u32(msg, NBDWS_A_INDEX, t->index) == 0)
 		conns = nbdctl_nest_start(msg, NBDWS_A_CONNS);
-	if (!conns || conns_put(msg, fd, id)) {
+	if (!conns || conns_put(msg, &c, t->conn->ping_ms, id)) {
 		nlmsg_free(msg);
-		close(fd);
+		conns_close(&c, 1);
 		nbdctl_err("out of memory");
 		return -1;
 	}
 	nla_nest_end(msg, conns);
 	rc = nbdctl_nl_request(req, msg, NULL, NULL);
-	close(fd);
+	conns_close(&c, 1);
 	if (rc) {
 		nbdctl_nl_perror(req, rc, "RECONFIGURE refused the new connection");
 		return -1;

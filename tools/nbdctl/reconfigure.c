@@ -91,15 +91,16 @@ static unsigned int alive_conns(const struct dev_status *d)
  * CAN_MULTI_CONN a new connection may only stand in for dead ones.
  */
 static int open_added(const struct reconf *r, const struct dev_status *d,
-		      int *fds)
+		      struct nbdctl_conn *c)
 {
 	unsigned int i;
 
 	for (i = 0; i < r->nadd; i++)
-		fds[i] = -1;
+		c[i] = (struct nbdctl_conn){ .fd = -1 };
 	for (i = 0; i < r->nadd; i++) {
 		struct nbd_export_info info;
 		struct nbdws_err err;
+		struct conn_target t = { 0 };
 		struct nbd_uri uri;
 		int rc;
 
@@ -107,7 +108,9 @@ static int open_added(const struct reconf *r, const struct dev_status *d,
 			nbdctl_err("%s: %s", r->add[i], err.msg);
 			goto fail;
 		}
-		rc = conns_open(&uri, 1, NBDCTL_CONNECT_TIMEOUT_S * 1000, &fds[i], &info);
+		/* ws:// and wss:// with default WebSocket options. */
+		t.uri = &uri;
+		rc = conns_open(&t, 1, NBDCTL_CONNECT_TIMEOUT_S * 1000, &c[i], &info);
 		nbd_uri_free(&uri);
 		if (rc)
 			goto fail;
@@ -123,13 +126,13 @@ static int open_added(const struct reconf *r, const struct dev_status *d,
 	}
 	return 0;
 fail:
-	conns_close(fds, r->nadd);
+	conns_close(c, r->nadd);
 	return -1;
 }
 
 int cmd_reconfigure(int argc, char **argv)
 {
-	int fds[NBDWS_MAX_CONNS];
+	struct nbdctl_conn c[NBDWS_MAX_CONNS];
 	struct nbdctl_nl nl;
 	struct dev_status d;
 	struct nl_msg *msg;
@@ -150,7 +153,7 @@ int cmd_reconfigure(int argc, char **argv)
 		nbdctl_nl_perror(&nl, rc, what);
 		goto out;
 	}
-	if (r.nadd && open_added(&r, &d, fds))
+	if (r.nadd && open_added(&r, &d, c))
 		goto out;
 	msg = nbdctl_nl_msg(&nl, NBDWS_CMD_RECONFIGURE, 0);
 	if (!msg || nla_put_u32(msg, NBDWS_A_INDEX, r.index) < 0 ||
@@ -164,7 +167,7 @@ int cmd_reconfigure(int argc, char **argv)
 		if (!conns)
 			goto nomem;
 		for (i = 0; i < r.nadd; i++)
-			if (conns_put(msg, fds[i], -1))
+			if (conns_put(msg, &c[i], 0, -1))
 				goto nomem;
 		nla_nest_end(msg, conns);
 	}
@@ -179,7 +182,7 @@ nomem:
 	nbdctl_err("out of memory");
 out_fds:
 	if (r.nadd)
-		conns_close(fds, r.nadd);
+		conns_close(c, r.nadd);
 out:
 	nbdctl_nl_close(&nl);
 	return ret;
