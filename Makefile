@@ -136,6 +136,11 @@ vm: tools selftests
 fuzz:
 	@$(MAKE) -f fuzz/fuzz.mk
 
+# nbdws vs nbd.ko in one VM (not a test): bench/README.md
+.PHONY: bench
+bench: tools
+	@bench/run.sh $(BENCH_ARGS)
+
 # ---- install --------------------------------------------------------------
 
 # What DKMS needs to build the module: sources, Kbuild, probes, this

@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Run every bench row on every client's device in one fio invocation.
+
+Runs inside the bench VM, once per (server, connection count) group. One
+fio process runs all (row, client) pairs as stonewalled jobs: row by row,
+the clients back to back in alternating order, so a drift in the host's
+load hits both alike and fio's own start-up (seconds under TCG) is paid
+once per group rather than once per row.
+
+CPU time is read from /proc/stat (all CPUs) by each job's exec_prerun and
+exec_postrun, which fio runs right before a job's clock starts and right
+after its last I/O completed: the CPU window and the bytes fio counts
+cover the same run (no ramp_time, whose bytes fio leaves out of its
+totals). The server's own CPU time (/proc/PID/stat) is read in the same
+hooks, so the JSON can tell the server's cost from the rest.
+
+With --repeat N the whole sequence runs N times; every run is a record
+of its own (field "rep") and the report takes the median.
+
+Prints one JSON record per (repetition, row, client) on stdout, status
+"ok" or "error" with a reason. Exits 1 when any record is an error.
+"""
+import argparse
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+
+# /proc/stat "cpu" fields, in order (proc(5)).
+STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq",
+               "steal")
+# Time the CPUs spent working. idle and iowait are waiting; the guest
+# fields that follow steal are already included in user and nice.
+BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
+WARMUP_S = 1
+
+
+def load_rows(path, only):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            fields = line.split("#", 1)[0].split()
+            if fields and (not only or fields[0] in only):
+                name, rw, bs, qd = fields
+                rows.append((name, rw, bs, int(qd)))
+    return rows
+
+
+def parse_snapshot(path):
+    """/proc/stat followed by the server's /proc/PID/stat, as cat wrote them."""
+    cpu, server = None, None
+    with open(path) as f:
+        for line in f:
+            if line.startswith("cpu "):
+                cpu = dict(zip(STAT_FIELDS,
+                               (int(v) for v in line.split()[1:9])))
+            elif ")" in line:
+                # comm may contain spaces: fields start after the last ')'.
+                fields = line[line.rindex(")") + 2:].split()
+                # utime, stime, cutime, cstime: fields 14-17 of stat.
+                server = sum(int(v) for v in fields[11:15])
+    if cpu is None:
+        raise ValueError("no cpu line in %s" % path)
+    return cpu, server
+
+
+def job_section(name, dev, rw, bs, qd, runtime, hook):
+    return ("[%s]\nfilename=%s\nrw=%s\nbs=%s\niodepth=%d\nruntime=%d\n"
+            "exec_prerun=%s\nexec_postrun=%s\n\n"
+            % (name, dev, rw, bs, qd, runtime, hook, hook))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", action="append", required=True,
+                    metavar="CLIENT=DEV")
+    ap.add_argument("--rows", required=True, help="bench/rows.txt")
+    ap.add_argument("--only", default="", help="row names to run")
+    ap.add_argument("--runtime", type=int, required=True)
+    ap.add_argument("--size", required=True,
+                    help="region of each device the rows touch")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run the whole row sequence this many times")
+    ap.add_argument("--server-pid", type=int, default=0)
+    ap.add_argument("--workdir", required=True,
+                    help="job file, fio output and hook snapshots go here")
+    ap.add_argument("--label", action="append", default=[],
+                    metavar="KEY=VALUE", help="copied into every record")
+    args = ap.parse_args()
+
+    devices = [d.split("=", 1) for d in args.device]
+    for client, dev in devices:
+        # fio would happily create a regular file in place of a missing
+        # device and "measure" the page cache.
+        try:
+            is_blk = stat.S_ISBLK(os.stat(dev).st_mode)
+        except OSError:
+            is_blk = False
+        if not is_blk:
+            sys.exit("%s: %s is not a block device" % (client, dev))
+    rows = load_rows(args.rows, args.only.split())
+    hz = os.sysconf("SC_CLK_TCK")
+    labels = {}
+    for kv in args.label:
+        k, _, v = kv.partition("=")
+        labels[k] = int(v) if v.isdigit() else v
+
+    hook = "cat /proc/stat"
+    if args.server_pid:
+        hook += " /proc/%d/stat" % args.server_pid
+    os.makedirs(args.workdir, exist_ok=True)
+    jobfile = os.path.join(args.workdir, "bench.fio")
+    plan = []
+    with open(jobfile, "w") as f:
+        f.write("[global]\nioengine=libaio\ndirect=1\nnumjobs=1\n"
+                "time_based\nstonewall\nnorandommap\nrandrepeat=0\n"
+                "size=%s\n\n" % args.size)
+        # Unmeasured warm-up: each device's first requests, and the
+        # first start of the job machinery, land in no row.
+        for client, dev in devices:
+            f.write("[warmup-%s]\nfilename=%s\nrw=randread\nbs=4k\n"
+                    "iodepth=8\nruntime=%d\n\n" % (client, dev, WARMUP_S))
+        # Repetitions run the whole sequence again, so the samples of one
+        # row are spread over time rather than taken back to back.
+        for rep in range(args.repeat):
+            for i, (name, rw, bs, qd) in enumerate(rows):
+                order = devices if (i + rep) % 2 == 0 else devices[::-1]
+                for client, dev in order:
+                    job = "%d-%d-%s-%s" % (rep, i, name, client)
+                    plan.append((job, rep, name, client, dev))
+                    f.write(job_section(job, dev, rw, bs, qd, args.runtime,
+                                        hook))
+
+    runs = len(plan) + len(devices)
+    limit = 120 + runs * (args.runtime + 30)
+    fio_out = os.path.join(args.workdir, "fio.json")
+    with open(fio_out, "w") as out, \
+            open(os.path.join(args.workdir, "fio.err"), "w") as err:
+        p = subprocess.Popen(["fio", "--output-format=json", jobfile],
+                             cwd=args.workdir, stdout=out, stderr=err,
+                             start_new_session=True)
+        try:
+            rc = p.wait(timeout=limit)
+            failure = None if rc == 0 else "fio exited with status %d" % rc
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            failure = "fio did not finish within %d s (a hung device?)" % limit
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                failure += "; it could not even be killed"
+    with open(os.path.join(args.workdir, "fio.err")) as f:
+        fio_err = " ".join(f.read().split())[-1500:]
+
+    jobs = {}
+    try:
+        with open(fio_out) as f:
+            text = f.read()
+        # fio prints the hooks' "Saving output" notes before the JSON.
+        for j in json.loads(text[text.index("{"):])["jobs"]:
+            jobs[j["jobname"]] = j
+    except (OSError, ValueError, KeyError) as e:
+        failure = (failure + "; " if failure else "") + \
+            "no usable fio JSON (%s)" % e
+
+    bad = False
+    for job, rep, name, client, dev in plan:
+        rec = dict(labels, kind="row", row=name, client=client, device=dev,
+                   rep=rep)
+        why = None
+        j = jobs.get(job)
+        if j is None:
+            why = failure or "fio reported nothing for this job"
+        elif j.get("error"):
+            why = "fio error %s (%s) on %s" % (
+                j["error"], os.strerror(j["error"]), dev)
+        if why is None:
+            try:
+                c0, s0 = parse_snapshot(os.path.join(
+                    args.workdir, job + ".prerun.txt"))
+                c1, s1 = parse_snapshot(os.path.join(
+                    args.workdir, job + ".postrun.txt"))
+            except (OSError, ValueError) as e:
+                why = "CPU snapshots missing: %s" % e
+        if why is None:
+            rd, wr = j["read"], j["write"]
+            io_bytes = rd["io_bytes"] + wr["io_bytes"]
+            if io_bytes <= 0:
+                why = "fio moved no data on %s" % dev
+        if why is not None:
+            if fio_err:
+                why += "; fio: " + fio_err
+            rec.update(status="error", reason=why)
+            bad = True
+        else:
+            delta = {k: c1[k] - c0[k] for k in STAT_FIELDS}
+            busy = sum(delta[k] for k in BUSY_FIELDS)
+            total = sum(delta.values())
+            gib = io_bytes / 2**30
+            rec.update({
+                "status": "ok",
+                "fio": {"rw": j["job options"].get("rw"),
+                        "bs": j["job options"].get("bs"),
+                        "iodepth": int(j["job options"].get("iodepth")),
+                        "runtime_s": args.runtime, "size": args.size},
+                "iops": rd["iops"] + wr["iops"],
+                "mib_s": (rd["bw_bytes"] + wr["bw_bytes"]) / 2**20,
+                "io_bytes": io_bytes,
+                "lat_mean_us": max(rd["lat_ns"]["mean"],
+                                   wr["lat_ns"]["mean"]) / 1e3,
+                "fio_runtime_ms": max(rd["runtime"], wr["runtime"]),
+                "cpu_busy_s": busy / hz,
+                "cpu_s_per_gib": busy / hz / gib,
+                "cpu_busy_frac": busy / total if total else None,
+                "cpu_ticks": delta,
+                "clk_tck": hz,
+                "fio_usr_cpu_pct": j.get("usr_cpu"),
+                "fio_sys_cpu_pct": j.get("sys_cpu"),
+                "server_cpu_s": ((s1 - s0) / hz
+                                 if s0 is not None and s1 is not None
+                                 else None),
+            })
+        print(json.dumps(rec))
+    if failure and not bad:
+        print(json.dumps(dict(labels, kind="setup", status="error",
+                              reason=failure + ("; fio: " + fio_err
+                                                if fio_err else ""))))
+    sys.exit(1 if bad or failure else 0)
+
+
+if __name__ == "__main__":
+    main()

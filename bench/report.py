@@ -1,0 +1,311 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Turn the bench's guest records into the results table and JSON.
+
+Reads the JSON-lines records bench/guest.sh wrote (one per measurement,
+per row that could not run, per device and server) and the host's facts
+(host.json: what was asked for, load, CPU used by other work), prints the
+table, writes it to --txt and everything to --json. With repetitions
+each figure is the median of its runs and the spread column shows how far
+they were apart. Exits 1 when any requested client or row could not run
+or failed, so `make bench` fails loudly; the table still shows everything
+that did run.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+
+CLIENT_NAMES = {"nbd": "nbd.ko", "nbdws": "nbdws"}
+# Issue 3's targets for nbdws/nbd.ko IOPS, shown, never asserted.
+TARGET_QD32 = 1.3
+TARGET_OTHER = 1.0
+# Above this share of the host's CPU going to other work, say that the
+# figures are not to be trusted.
+BUSY_HOST_SHARE = 0.25
+
+
+def load_rows(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            fields = line.split("#", 1)[0].split()
+            if fields:
+                name, rw, bs, qd = fields
+                rows.append({"name": name, "rw": rw, "bs": bs,
+                             "iodepth": int(qd),
+                             "label": "%s %s QD%s" % (bs, rw, qd)})
+    return rows
+
+
+def load_records(path):
+    recs = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    recs.append(json.loads(line))
+                except ValueError:
+                    recs.append({"kind": "setup", "status": "error",
+                                 "reason": "unreadable record line %d" % n})
+    return recs
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def ratio(a, b):
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+class Notes:
+    """Numbered footnotes for the reasons a cell is empty."""
+
+    def __init__(self):
+        self.items = []
+
+    def ref(self, text):
+        text = " ".join(text.split())
+        if text not in self.items:
+            self.items.append(text)
+        return "(%d)" % (self.items.index(text) + 1)
+
+
+def summarize(runs):
+    """Median of each figure over the repetitions, and their IOPS spread."""
+    med = {k: statistics.median(r[k] for r in runs)
+           for k in ("iops", "mib_s", "cpu_s_per_gib")}
+    iops = [r["iops"] for r in runs]
+    med["runs"] = len(runs)
+    med["iops_all"] = iops
+    med["cpu_s_per_gib_all"] = [r["cpu_s_per_gib"] for r in runs]
+    # (max - min) / median, in percent.
+    med["iops_spread_pct"] = (100 * (max(iops) - min(iops)) / med["iops"]
+                              if med["iops"] else None)
+    return med
+
+
+def paired_ratios(a_runs, b_runs):
+    """nbdws/nbd.ko ratios: the median, over repetitions, of the ratio
+    within each repetition. The two clients of one repetition ran back to
+    back, so they saw about the same host load; a ratio of medians would
+    mix runs from different moments."""
+    a = {r.get("rep", 0): r for r in a_runs if r.get("status") == "ok"}
+    b = {r.get("rep", 0): r for r in b_runs if r.get("status") == "ok"}
+    reps = sorted(set(a) & set(b))
+    iops = [ratio(a[k]["iops"], b[k]["iops"]) for k in reps]
+    cpu = [ratio(a[k]["cpu_s_per_gib"], b[k]["cpu_s_per_gib"]) for k in reps]
+    iops = [v for v in iops if v is not None]
+    cpu = [v for v in cpu if v is not None]
+    return (statistics.median(iops) if iops else None,
+            statistics.median(cpu) if cpu else None)
+
+
+def header(meta, host):
+    out = []
+    g = lambda k, d="?": meta.get(k, host.get(k, d))
+    out.append("nbdws bench: fio libaio direct=1, %s s per row%s, region %s, "
+               "transport %s" % (g("runtime_s"),
+                                 (", median of %s runs" % g("repeat"))
+                                 if int(g("repeat", 1)) > 1 else "",
+                                 g("size"), g("transport")))
+    out.append("guest: kernel %s, %s vCPUs, %s MiB, accel %s; %s; %s"
+               % (g("kernel", host.get("kver", "?")), meta.get("cpus", "?"),
+                  meta["mem_kib"] // 1024 if "mem_kib" in meta else "?",
+                  host.get("accel", "?"), meta.get("fio", "fio ?"),
+                  meta.get("nbdkit", "nbdkit ?")))
+    hc = host.get("host_cpu")
+    if hc:
+        out.append("host: %s cores, load average %s before, %s after; "
+                   "during the run the VM used %.0f CPU-s and other work "
+                   "%.0f CPU-s of %.0f available" %
+                   (hc["cores"], host.get("loadavg_before", "?"),
+                    host.get("loadavg_after", "?"), hc["vm_s"],
+                    hc["others_s"], hc["cores"] * hc["wall_s"]))
+        share = hc["others_s"] / (hc["cores"] * hc["wall_s"] or 1)
+        if share > BUSY_HOST_SHARE:
+            out.append("WARNING: other work took %.0f%% of the host's CPU "
+                       "during the run; the VM's vCPUs were starved and "
+                       "the figures are noisy: rerun on a quiet host "
+                       "(or with --repeat) before trusting a ratio"
+                       % (100 * share))
+    out.append("CPU-s/GiB: guest CPU seconds (all vCPUs: user+nice+system+"
+               "irq+softirq+steal) per GiB moved; lower is better")
+    out.append("ratios: nbdws/nbd.ko; IOPS x > 1 and CPU x < 1 favour nbdws"
+               + ("; with repetitions, the median of each repetition's "
+                  "ratio" if int(g("repeat", 1)) > 1 else ""))
+    return out
+
+
+def build(args):
+    rows = load_rows(args.rows)
+    recs = load_records(args.records)
+    host = json.load(open(args.host_meta)) if args.host_meta else {}
+    clients = host.get("clients", ["nbd", "nbdws"])
+    servers = host.get("servers", ["memory", "null"])
+    conns = host.get("conns", [1, 4])
+    only = host.get("rows") or []
+    repeat = int(host.get("repeat", 1))
+    wanted_rows = [r for r in rows if not only or r["name"] in only]
+
+    meta = next((r for r in recs if r.get("kind") == "meta"), {})
+    groups = {}
+    for r in recs:
+        if r.get("kind") == "row":
+            key = (r.get("server"), int(r.get("conns", 0)), r.get("row"),
+                   r.get("client"))
+            groups.setdefault(key, []).append(r)
+    devices = [r for r in recs if r.get("kind") == "device"]
+    problems = [r for r in recs if r.get("status") == "error"]
+
+    notes = Notes()
+    out = header(meta, host)
+    table = []
+    short_of_target = []
+    measured = {c: 0 for c in clients}
+    spread_col = repeat > 1
+    for s in servers:
+        for n in conns:
+            out.append("")
+            devs = [d for d in devices
+                    if d.get("server") == s and int(d.get("conns", 0)) == n]
+            devtxt = "; ".join(
+                "%s %s: %s hw queues, max_sectors_kb %s" %
+                (CLIENT_NAMES.get(d["client"], d["client"]), d["device"],
+                 d["hw_queues"], d["max_sectors_kb"]) for d in devs)
+            out.append("nbdkit %s, %d connection%s%s" %
+                       (s, n, "" if n == 1 else "s",
+                        (" (" + devtxt + ")") if devtxt else ""))
+            out.append("%-19s %s | %s" % (
+                "", " ".join("| %-31s" % CLIENT_NAMES.get(c, c)
+                             for c in clients), "nbdws/nbd.ko"))
+            out.append("%-19s %s | %6s %6s %-9s%s" % (
+                "row", " ".join("| %8s %8s %11s  " % ("IOPS", "MiB/s",
+                                                      "CPU-s/GiB")
+                                for _ in clients),
+                "IOPS x", "CPU x", "target", " spread" if spread_col else ""))
+            for row in wanted_rows:
+                cells = []
+                vals = {}
+                for c in clients:
+                    runs = groups.get((s, n, row["name"], c), [])
+                    bad = [r for r in runs if r.get("status") != "ok"]
+                    vals[c] = None
+                    if not runs:
+                        cells.append("| %-31s" % (
+                            "missing " + notes.ref("no record: the guest "
+                                                   "stopped before this row")))
+                    elif bad:
+                        word = "FAILED" if any(r.get("status") == "error"
+                                               for r in bad) else "not run"
+                        cells.append("| %-31s" % (
+                            word + " " + notes.ref("%s: %s" % (
+                                CLIENT_NAMES.get(c, c),
+                                bad[0].get("reason", "?")))))
+                    elif len(runs) < repeat:
+                        cells.append("| %-31s" % (
+                            "missing " + notes.ref(
+                                "fewer runs than asked for: the guest "
+                                "stopped early")))
+                    else:
+                        vals[c] = summarize(runs)
+                        measured[c] += 1
+                        cells.append("| %8.0f %8.1f %11.2f  " % (
+                            vals[c]["iops"], vals[c]["mib_s"],
+                            vals[c]["cpu_s_per_gib"]))
+                iops_x, cpu_x = paired_ratios(
+                    groups.get((s, n, row["name"], "nbdws"), []),
+                    groups.get((s, n, row["name"], "nbd"), []))
+                if vals.get("nbdws") is None or vals.get("nbd") is None:
+                    iops_x = cpu_x = None
+                target = TARGET_QD32 if (row["bs"] == "4k" and
+                                         row["iodepth"] == 32) \
+                    else TARGET_OTHER
+                verdict = "-"
+                if iops_x is not None:
+                    ok = iops_x >= target
+                    verdict = ">=%.1f %s" % (target, "ok" if ok else "SHORT")
+                    if not ok:
+                        short_of_target.append("%s/%d/%s" % (s, n,
+                                                             row["name"]))
+                spread = ""
+                if spread_col:
+                    sp = [v["iops_spread_pct"] for v in vals.values()
+                          if v and v["iops_spread_pct"] is not None]
+                    spread = " %5.0f%%" % max(sp) if sp else "      -"
+                out.append("%-19s %s | %6s %6s %-9s%s" % (
+                    row["label"], " ".join(cells), fmt(iops_x, ".2f"),
+                    fmt(cpu_x, ".2f"), verdict, spread))
+                table.append({
+                    "server": s, "conns": n, "row": row["name"],
+                    "label": row["label"], "clients": vals,
+                    "iops_ratio": iops_x, "cpu_per_gib_ratio": cpu_x,
+                    "iops_target": target,
+                })
+
+    expected = len(servers) * len(conns) * len(wanted_rows)
+    out.append("")
+    if spread_col:
+        out.append("spread: the larger of the two clients' (max - min) / "
+                   "median IOPS over the %d runs" % repeat)
+    for c in clients:
+        out.append("%s: %d of %d rows measured" % (CLIENT_NAMES.get(c, c),
+                                                   measured[c], expected))
+    if short_of_target:
+        out.append("below issue 3's IOPS target: " + ", ".join(
+            short_of_target))
+    if notes.items:
+        out.append("")
+        for i, t in enumerate(notes.items, 1):
+            out.append("(%d) %s" % (i, t))
+    seen = set()
+    for p in problems:
+        if p.get("kind") in ("setup", "server"):
+            line = "setup error: %s: %s" % (
+                p.get("client") or p.get("server") or "?",
+                " ".join(str(p.get("reason", "?")).split()))
+            if line not in seen:
+                seen.add(line)
+                out.append(line)
+
+    ok = (not problems and expected > 0
+          and all(measured[c] == expected for c in clients))
+    result = {"host": host, "guest": meta, "table": table,
+              "devices": devices, "records": recs,
+              "complete": ok, "notes": notes.items}
+    return "\n".join(line.rstrip() for line in out) + "\n", result, ok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", required=True)
+    ap.add_argument("--rows", required=True, help="bench/rows.txt")
+    ap.add_argument("--host-meta", help="host.json written by run.sh")
+    ap.add_argument("--txt")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+
+    text, result, ok = build(args)
+    sys.stdout.write(text)
+    if args.txt:
+        with open(args.txt, "w") as f:
+            f.write(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+            f.write("\n")
+    if not ok:
+        sys.stderr.write("bench: INCOMPLETE: some client, server or row "
+                         "could not run or failed (see above)\n")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
