@@ -1,0 +1,868 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The "nbdws" generic netlink contract, checked with raw messages built
+ * by hand (libmnl): who may call what, what a valid CONNECT answers,
+ * which events it raises, and that every malformed request is refused
+ * with a specific errno plus an extack message and leaves no device
+ * behind. The NBD peer is the in-process scripted server (served
+ * correctly here), so these tests need no external program.
+ */
+#include <grp.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
+
+#include "kselftest_harness.h"
+#include "nbdws_test_genl.h"
+#include "nbdws_test_server.h"
+
+#define IMG_SIZE	(64 * TU_MIB)
+#define IMG_SEED	0x6e6c696e6bULL
+
+/* ---- fixtures ------------------------------------------------------------ */
+
+/* A served connection ready to hand to the kernel. */
+static int served_fd(struct ts_server *srv)
+{
+	int cfd = -1, sfd = -1, ret = tu_tcp_pair(&cfd, &sfd);
+
+	if (ret)
+		return ret;
+	ret = ts_add_conn(srv, sfd);
+	if (ret) {
+		close(cfd);
+		close(sfd);
+		return ret;
+	}
+	return cfd;
+}
+
+/* Rejection tests: a netlink socket and a server, no device. */
+FIXTURE(reject) {
+	struct nl nl;
+	struct ts_server srv;
+	int ndev_before;
+};
+
+FIXTURE_SETUP(reject)
+{
+	struct nbdws_dev_status st;
+
+	ASSERT_EQ(0, nl_open(&self->nl));
+	ASSERT_EQ(0, ts_init(&self->srv, IMG_SIZE, IMG_SEED));
+	ASSERT_EQ(0, nbdws_status_all(&self->nl, &st));
+	self->ndev_before = st.ndevices;
+}
+
+FIXTURE_TEARDOWN(reject)
+{
+	struct nbdws_dev_status st;
+	int i;
+
+	/* A CONNECT that wrongly succeeded must not outlive the test. */
+	if (!nbdws_status_all(&self->nl, &st) &&
+	    st.ndevices > self->ndev_before)
+		for (i = 0; i < st.ndevices && i < 64; i++)
+			nbdws_teardown_dev(&self->nl, st.indices[i]);
+	ts_stop(&self->srv);
+	nl_close(&self->nl);
+}
+
+/* One live device on the scripted server. */
+FIXTURE(dev) {
+	struct nl nl;
+	struct ts_server srv;
+	struct nbdws_connect_args args;
+	uint32_t index;
+	bool connected;
+	char path[64], disk[32];
+};
+
+FIXTURE_SETUP(dev)
+{
+	int fd;
+
+	ASSERT_EQ(0, nl_open(&self->nl));
+	ASSERT_EQ(0, ts_init(&self->srv, IMG_SIZE, IMG_SEED));
+	fd = served_fd(&self->srv);
+	ASSERT_LE(0, fd);
+	nbdws_connect_defaults(&self->args, IMG_SIZE);
+	self->args.nfds = 1;
+	self->args.fds[0] = fd;
+	ASSERT_EQ(0, nbdws_connect(&self->nl, &self->args, &self->index))
+		TH_LOG("CONNECT: %s", self->nl.extack);
+	self->connected = true;
+	close(fd);	/* the kernel holds its own reference */
+	nbdws_dev_path(self->index, self->path, sizeof(self->path));
+	nbdws_disk_name(self->index, self->disk, sizeof(self->disk));
+	ASSERT_EQ(0, tu_wait_path(self->path, true, 10000))
+		TH_LOG("%s did not appear", self->path);
+}
+
+FIXTURE_TEARDOWN(dev)
+{
+	if (self->connected)
+		EXPECT_EQ(0, nbdws_teardown_dev(&self->nl, self->index));
+	ts_stop(&self->srv);
+	nl_close(&self->nl);
+}
+
+/* Read 64 KiB at @off through the device in a child; 0 or errno. */
+struct read_arg {
+	const char *path;
+	uint64_t off;
+};
+
+static int read_check_child(void *p)
+{
+	struct read_arg *a = p;
+	void *buf;
+	int fd, ret;
+
+	if (posix_memalign(&buf, 4096, 65536))
+		return ENOMEM;
+	fd = open(a->path, O_RDONLY | O_DIRECT);
+	if (fd < 0)
+		return errno;
+	ret = tu_pread_full(fd, buf, 65536, a->off);
+	close(fd);
+	if (!ret && tu_pattern_check(buf, a->off, 65536, IMG_SEED) != -1)
+		ret = EILSEQ;	/* wrong bytes */
+	return ret;
+}
+
+/* ---- privileges ------------------------------------------------------------ */
+
+enum drop_mode {
+	DROP_ALL_CAPS,		/* uid 0, empty capability sets */
+	DROP_KEEP_NET_ADMIN,	/* uid 0, only CAP_NET_ADMIN */
+	DROP_TO_NOBODY,		/* uid/gid 65534, no capabilities */
+};
+
+static int drop_privileges(enum drop_mode mode)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct d[2] = { { 0 } };
+
+	if (mode == DROP_TO_NOBODY) {
+		if (prctl(PR_SET_KEEPCAPS, 0) || setgroups(0, NULL) ||
+		    setresgid(65534, 65534, 65534) ||
+		    setresuid(65534, 65534, 65534))
+			return -1;
+	} else {
+		if (mode == DROP_KEEP_NET_ADMIN) {
+			d[0].effective = 1U << CAP_NET_ADMIN;
+			d[0].permitted = 1U << CAP_NET_ADMIN;
+		}
+		if (syscall(SYS_capset, &h, d))
+			return -1;
+	}
+	/* Make sure the drop took: no CAP_SYS_ADMIN left. */
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capget, &h, d))
+		return -1;
+	return d[0].effective & (1U << CAP_SYS_ADMIN) ? -1 : 0;
+}
+
+struct priv_arg {
+	enum drop_mode mode;
+	int cmd;
+	uint32_t index;
+	int fd;			/* CONNECT / RECONFIGURE socket */
+};
+
+/* In a child: drop privileges, then try @cmd; returns the errno seen. */
+static int priv_child(void *p)
+{
+	struct priv_arg *a = p;
+	struct nbdws_connect_args args;
+	struct nbdws_dev_status st;
+	struct nl nl;
+	uint32_t idx;
+	int ret;
+
+	if (drop_privileges(a->mode))
+		return 250;
+	if (nl_open(&nl))
+		return 251;
+	switch (a->cmd) {
+	case NBDWS_CMD_CONNECT:
+		nbdws_connect_defaults(&args, IMG_SIZE);
+		args.nfds = 1;
+		args.fds[0] = a->fd;
+		ret = nbdws_connect(&nl, &args, &idx);
+		break;
+	case NBDWS_CMD_DISCONNECT:
+		ret = nbdws_disconnect(&nl, a->index);
+		break;
+	case NBDWS_CMD_RECONFIGURE:
+		ret = nbdws_reconfigure(&nl, a->index, a->fd >= 0,
+					&a->fd, NULL, 7000);
+		break;
+	case NBDWS_CMD_STATUS:
+		ret = nbdws_status(&nl, a->index, &st);
+		if (!ret && (!st.has_index || st.index != a->index ||
+			     st.size != IMG_SIZE))
+			ret = -EBADMSG;
+		break;
+	default:
+		ret = -EINVAL;
+	}
+	nl_close(&nl);
+	return -ret;
+}
+
+static void run_priv(struct __test_metadata *_metadata, struct priv_arg *a,
+		     int expected)
+{
+	int res = -1;
+
+	ASSERT_EQ(0, tu_child_run(priv_child, a, 60000, &res));
+	ASSERT_NE(250, res) TH_LOG("could not drop privileges");
+	ASSERT_NE(251, res) TH_LOG("netlink socket unusable without caps");
+	ASSERT_EQ(expected, res) TH_LOG("cmd %d mode %d: got %s", a->cmd,
+					a->mode, strerror(res));
+}
+
+/* A mutating command refused must not have changed the device. */
+static void assert_dev_intact(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(dev) *self)
+{
+	struct nbdws_dev_status st;
+
+	ASSERT_EQ(0, nbdws_status(&self->nl, self->index, &st));
+	ASSERT_EQ(1, st.nconns);
+	ASSERT_EQ(NBDWS_CONN_ALIVE, st.conns[0].state);
+	ASSERT_EQ(NBDWS_DEV_RUNNING, st.state);
+	ASSERT_TRUE(tu_disk_exists(self->disk));
+}
+
+TEST_F_TIMEOUT(reject, connect_needs_cap_sys_admin, 120)
+{
+	struct priv_arg a = { .cmd = NBDWS_CMD_CONNECT };
+	struct nbdws_dev_status st;
+
+	a.fd = served_fd(&self->srv);
+	ASSERT_LE(0, a.fd);
+	a.mode = DROP_ALL_CAPS;
+	run_priv(_metadata, &a, EPERM);
+	a.mode = DROP_KEEP_NET_ADMIN;
+	run_priv(_metadata, &a, EPERM);
+	a.mode = DROP_TO_NOBODY;
+	run_priv(_metadata, &a, EPERM);
+	ASSERT_EQ(0, nbdws_status_all(&self->nl, &st));
+	ASSERT_EQ(self->ndev_before, st.ndevices);
+	close(a.fd);
+}
+
+TEST_F_TIMEOUT(dev, disconnect_needs_cap_sys_admin, 120)
+{
+	struct priv_arg a = { .cmd = NBDWS_CMD_DISCONNECT, .fd = -1,
+			      .index = self->index };
+
+	a.mode = DROP_ALL_CAPS;
+	run_priv(_metadata, &a, EPERM);
+	a.mode = DROP_KEEP_NET_ADMIN;
+	run_priv(_metadata, &a, EPERM);
+	a.mode = DROP_TO_NOBODY;
+	run_priv(_metadata, &a, EPERM);
+	assert_dev_intact(_metadata, self);
+}
+
+TEST_F_TIMEOUT(dev, reconfigure_needs_cap_sys_admin, 120)
+{
+	struct priv_arg a = { .cmd = NBDWS_CMD_RECONFIGURE,
+			      .index = self->index };
+
+	a.fd = served_fd(&self->srv);
+	ASSERT_LE(0, a.fd);
+	a.mode = DROP_ALL_CAPS;
+	run_priv(_metadata, &a, EPERM);
+	a.mode = DROP_KEEP_NET_ADMIN;
+	run_priv(_metadata, &a, EPERM);
+	a.mode = DROP_TO_NOBODY;
+	run_priv(_metadata, &a, EPERM);
+	close(a.fd);
+	assert_dev_intact(_metadata, self);
+}
+
+TEST_F_TIMEOUT(dev, status_allowed_unprivileged, 120)
+{
+	struct priv_arg a = { .cmd = NBDWS_CMD_STATUS, .fd = -1,
+			      .index = self->index };
+
+	a.mode = DROP_ALL_CAPS;
+	run_priv(_metadata, &a, 0);
+	a.mode = DROP_TO_NOBODY;
+	run_priv(_metadata, &a, 0);
+}
+
+/* ---- a valid CONNECT ------------------------------------------------------ */
+
+TEST_F_TIMEOUT(dev, connect_reply_and_status, 120)
+{
+	struct nbdws_dev_status st, all;
+	struct read_arg ra = { .path = self->path, .off = 3 * TU_MIB };
+	int res = -1;
+	bool found = false;
+	int i;
+
+	ASSERT_EQ(IMG_SIZE, tu_sysfs_size(self->disk));
+	ASSERT_EQ(0, nbdws_status(&self->nl, self->index, &st))
+		TH_LOG("STATUS: %s", self->nl.extack);
+	ASSERT_TRUE(st.has_index);
+	ASSERT_EQ(self->index, st.index);
+	ASSERT_EQ(IMG_SIZE, st.size);
+	ASSERT_EQ(NBDWS_DEV_RUNNING, st.state);
+	ASSERT_EQ(0, strcmp(st.disk, self->disk)) TH_LOG("disk '%s'", st.disk);
+	ASSERT_EQ(1, st.nconns);
+	ASSERT_EQ(NBDWS_CONN_ALIVE, st.conns[0].state);
+	ASSERT_TRUE(st.conns[0].has_stats);
+
+	/* Data really comes from the server, and the counters see it. */
+	ASSERT_EQ(0, tu_child_run(read_check_child, &ra, 60000, &res));
+	ASSERT_EQ(0, res) TH_LOG("read: %s", strerror(res));
+	ASSERT_EQ(0, nbdws_status(&self->nl, self->index, &st));
+	ASSERT_LE(1, st.conns[0].stat[NBDWS_STAT_A_READS]);
+	ASSERT_LE(65536, st.conns[0].stat[NBDWS_STAT_A_READ_BYTES]);
+	ASSERT_EQ(0, st.conns[0].stat[NBDWS_STAT_A_ERRORS]);
+
+	/* The dump lists it too. */
+	ASSERT_EQ(0, nbdws_status_all(&self->nl, &all));
+	for (i = 0; i < all.ndevices && i < 64; i++)
+		found |= all.indices[i] == self->index;
+	ASSERT_TRUE(found);
+}
+
+TEST_F_TIMEOUT(dev, second_device_gets_another_index, 120)
+{
+	struct nbdws_connect_args a = self->args;
+	uint32_t idx2 = ~0U;
+	char disk2[32];
+
+	a.fds[0] = served_fd(&self->srv);
+	ASSERT_LE(0, a.fds[0]);
+	ASSERT_EQ(0, nbdws_connect(&self->nl, &a, &idx2))
+		TH_LOG("%s", self->nl.extack);
+	close(a.fds[0]);
+	nbdws_disk_name(idx2, disk2, sizeof(disk2));
+	EXPECT_NE(self->index, idx2);
+	EXPECT_TRUE(tu_disk_exists(disk2));
+	ASSERT_EQ(0, nbdws_teardown_dev(&self->nl, idx2));
+	ASSERT_FALSE(tu_disk_exists(disk2));
+	ASSERT_TRUE(tu_disk_exists(self->disk));
+}
+
+TEST_F_TIMEOUT(reject, events_connected_and_disconnected, 120)
+{
+	struct nbdws_connect_args a;
+	struct nbdws_event_info ev = { 0 };
+	struct nl evs;
+	uint32_t idx;
+	int ret;
+
+	ASSERT_EQ(0, nl_open_events(&evs));
+	nbdws_connect_defaults(&a, IMG_SIZE);
+	a.nfds = 1;
+	a.fds[0] = served_fd(&self->srv);
+	ASSERT_LE(0, a.fds[0]);
+	ASSERT_EQ(0, nbdws_connect(&self->nl, &a, &idx));
+	close(a.fds[0]);
+	ret = nl_wait_event(&evs, idx, NBDWS_EVENT_CONNECTED, 20000, &ev);
+	EXPECT_EQ(0, ret) TH_LOG("no CONNECTED event; seen: %s",
+				 evs.events_seen);
+	ASSERT_EQ(0, nbdws_disconnect(&self->nl, idx));
+	ret = nl_wait_event(&evs, idx, NBDWS_EVENT_DISCONNECTED, 20000, &ev);
+	EXPECT_EQ(0, ret) TH_LOG("no DISCONNECTED event; seen: %s",
+				 evs.events_seen);
+	ASSERT_EQ(0, nbdws_wait_gone(idx, 20000));
+	/* DISCONNECT of a device that is gone: ENODEV, said why. */
+	ASSERT_EQ(-ENODEV, nbdws_disconnect(&self->nl, idx));
+	ASSERT_TRUE(self->nl.has_extack);
+	nl_close(&evs);
+}
+
+/* ---- RECONFIGURE on a live device ------------------------------------------- */
+
+TEST_F_TIMEOUT(dev, reconfigure_timeout, 120)
+{
+	struct nbdws_dev_status st;
+
+	ASSERT_EQ(0, nbdws_reconfigure(&self->nl, self->index, 0, NULL, NULL,
+				       7000)) TH_LOG("%s", self->nl.extack);
+	ASSERT_EQ(0, nbdws_status(&self->nl, self->index, &st));
+	ASSERT_EQ(7000, st.timeout_ms);
+}
+
+TEST_F_TIMEOUT(dev, reconfigure_adds_connection, 120)
+{
+	struct read_arg ra = { .path = self->path };
+	struct nbdws_dev_status st;
+	int fd = served_fd(&self->srv), res = -1, i;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, nbdws_reconfigure(&self->nl, self->index, 1, &fd, NULL,
+				       0)) TH_LOG("%s", self->nl.extack);
+	close(fd);
+	ASSERT_EQ(0, nbdws_status(&self->nl, self->index, &st));
+	ASSERT_EQ(2, st.nconns);
+	ASSERT_EQ(NBDWS_CONN_ALIVE, st.conns[0].state);
+	ASSERT_EQ(NBDWS_CONN_ALIVE, st.conns[1].state);
+	/* Both still serve correct data. */
+	for (i = 0; i < 8; i++) {
+		ra.off = (uint64_t)i * 4 * TU_MIB;
+		ASSERT_EQ(0, tu_child_run(read_check_child, &ra, 60000, &res));
+		ASSERT_EQ(0, res) TH_LOG("read at %llu: %s",
+					 (unsigned long long)ra.off,
+					 strerror(res));
+	}
+}
+
+/*
+ * Only a dead connection may be replaced: a live one is refused (with a
+ * reason), a dead one is taken over by the new socket and I/O resumes.
+ */
+TEST_F_TIMEOUT(dev, reconfigure_replaces_connection, 120)
+{
+	struct read_arg ra = { .path = self->path, .off = 5 * TU_MIB };
+	struct nbdws_dev_status st;
+	int fd = served_fd(&self->srv), id, res = -1, ret;
+	long long end;
+	uint64_t before;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, nbdws_status(&self->nl, self->index, &st));
+	id = st.conns[0].id;
+	ret = nbdws_reconfigure(&self->nl, self->index, 1, &fd, &id, 0);
+	ASSERT_EQ(-EBUSY, ret) TH_LOG("replacing a live connection: %d %s",
+				      ret, self->nl.extack);
+	ASSERT_TRUE(self->nl.has_extack);
+
+	/* The server hangs up on the device's connection. */
+	shutdown(self->srv.conns[0].fd, SHUT_RDWR);
+	end = tu_now_ms() + 20000;
+	do {
+		tu_msleep(20);
+		ASSERT_EQ(0, nbdws_status(&self->nl, self->index, &st));
+	} while (st.conns[0].state != NBDWS_CONN_DEAD && tu_now_ms() < end);
+	ASSERT_EQ(NBDWS_CONN_DEAD, st.conns[0].state);
+	EXPECT_EQ(NBDWS_REASON_PEER_CLOSED, st.conns[0].reason);
+
+	ASSERT_EQ(0, nbdws_reconfigure(&self->nl, self->index, 1, &fd, &id,
+				       0)) TH_LOG("%s", self->nl.extack);
+	close(fd);
+	ASSERT_EQ(0, nbdws_status(&self->nl, self->index, &st));
+	ASSERT_EQ(1, st.nconns);
+	ASSERT_EQ(NBDWS_CONN_ALIVE, st.conns[0].state);
+	/* I/O now goes through the new socket (server conn #1). */
+	before = atomic_load(&self->srv.conns[1].reqs[NBDP_CMD_READ]);
+	ASSERT_EQ(0, tu_child_run(read_check_child, &ra, 60000, &res));
+	ASSERT_EQ(0, res) TH_LOG("read: %s", strerror(res));
+	ASSERT_LT(before, atomic_load(&self->srv.conns[1].reqs[NBDP_CMD_READ]));
+}
+
+/* ---- malformed requests ----------------------------------------------------- */
+
+/* Expect -@err with an extack message, and no device created. */
+#define ASSERT_REJECTED(ret, self, err) do {				\
+	struct nbdws_dev_status __st;					\
+	ASSERT_EQ(-(err), (ret)) TH_LOG("got %d (%s), extack '%s'",	\
+		(ret), strerror(-(ret)), (self)->nl.extack);		\
+	ASSERT_TRUE((self)->nl.has_extack)				\
+		TH_LOG("errno right but no extack message");		\
+	ASSERT_EQ(0, nbdws_status_all(&(self)->nl, &__st));		\
+	ASSERT_EQ((self)->ndev_before, __st.ndevices);			\
+} while (0)
+
+/* If the kernel named a missing attribute, it must be this one. */
+#define ASSERT_MISSING(self, attr)					\
+	ASSERT_TRUE((self)->nl.miss_type == -1 ||			\
+		    (self)->nl.miss_type == (attr))			\
+		TH_LOG("missing attribute reported: %d, expected %d",	\
+		       (self)->nl.miss_type, (attr))
+
+/* Build a CONNECT from @a, let @tweak damage it, send it. */
+static int send_connect(FIXTURE_DATA(reject) *self,
+			const struct nbdws_connect_args *a,
+			void (*tweak)(struct nlmsghdr *nlh))
+{
+	char *buf = calloc(1, 8192);
+	struct nlmsghdr *nlh = nl_cmd(&self->nl, buf, NBDWS_CMD_CONNECT);
+	int ret;
+
+	nbdws_put_connect_attrs(nlh, a);
+	if (tweak)
+		tweak(nlh);
+	ret = nl_transact(&self->nl, nlh, NULL, NULL);
+	free(buf);
+	return ret;
+}
+
+static void args_one_fd(struct nbdws_connect_args *a, int fd)
+{
+	nbdws_connect_defaults(a, IMG_SIZE);
+	a->nfds = 1;
+	a->fds[0] = fd;
+}
+
+TEST_F_TIMEOUT(reject, connect_without_size, 60)
+{
+	struct nbdws_connect_args a;
+
+	args_one_fd(&a, served_fd(&self->srv));
+	a.size = 0;
+	ASSERT_REJECTED(send_connect(self, &a, NULL), self, EINVAL);
+	ASSERT_MISSING(self, NBDWS_A_SIZE_BYTES);
+}
+
+TEST_F_TIMEOUT(reject, connect_without_conns, 60)
+{
+	struct nbdws_connect_args a;
+
+	nbdws_connect_defaults(&a, IMG_SIZE);
+	ASSERT_REJECTED(send_connect(self, &a, NULL), self, EINVAL);
+	ASSERT_MISSING(self, NBDWS_A_CONNS);
+}
+
+static void tweak_empty_conn(struct nlmsghdr *nlh)
+{
+	struct nlattr *conns = mnl_attr_nest_start(nlh, NBDWS_A_CONNS);
+	struct nlattr *c = mnl_attr_nest_start(nlh, NBDWS_A_CONN);
+
+	mnl_attr_put_u32(nlh, NBDWS_CONN_A_TRANSPORT, NBDWS_TRANSPORT_PLAIN);
+	mnl_attr_nest_end(nlh, c);
+	mnl_attr_nest_end(nlh, conns);
+}
+
+TEST_F_TIMEOUT(reject, connect_conn_without_fd, 60)
+{
+	struct nbdws_connect_args a;
+
+	nbdws_connect_defaults(&a, IMG_SIZE);
+	ASSERT_REJECTED(send_connect(self, &a, tweak_empty_conn), self,
+			EINVAL);
+}
+
+static void tweak_short_u32(struct nlmsghdr *nlh)
+{
+	uint16_t two = 2;
+
+	mnl_attr_put(nlh, NBDWS_A_QUEUE_DEPTH, sizeof(two), &two);
+}
+
+TEST_F_TIMEOUT(reject, connect_u32_with_two_bytes, 60)
+{
+	struct nbdws_connect_args a;
+
+	args_one_fd(&a, served_fd(&self->srv));
+	a.queue_depth = 0;	/* sent malformed by the tweak instead */
+	ASSERT_REJECTED(send_connect(self, &a, tweak_short_u32), self, EINVAL);
+}
+
+static void tweak_size_as_u32(struct nlmsghdr *nlh)
+{
+	mnl_attr_put_u32(nlh, NBDWS_A_SIZE_BYTES, IMG_SIZE);
+}
+
+TEST_F_TIMEOUT(reject, connect_u64_with_four_bytes, 60)
+{
+	struct nbdws_connect_args a;
+
+	args_one_fd(&a, served_fd(&self->srv));
+	a.size = 0;
+	ASSERT_REJECTED(send_connect(self, &a, tweak_size_as_u32), self,
+			EINVAL);
+}
+
+static void tweak_unknown_attr(struct nlmsghdr *nlh)
+{
+	mnl_attr_put_u32(nlh, NBDWS_A_MAX + 7, 1);
+}
+
+TEST_F_TIMEOUT(reject, connect_unknown_attribute, 60)
+{
+	struct nbdws_connect_args a;
+
+	args_one_fd(&a, served_fd(&self->srv));
+	ASSERT_REJECTED(send_connect(self, &a, tweak_unknown_attr), self,
+			EINVAL);
+}
+
+static void tweak_unknown_conn_attr(struct nlmsghdr *nlh)
+{
+	struct nlattr *conns = mnl_attr_nest_start(nlh, NBDWS_A_CONNS);
+	struct nlattr *c = mnl_attr_nest_start(nlh, NBDWS_A_CONN);
+
+	mnl_attr_put_u32(nlh, NBDWS_CONN_A_FD, 0);
+	mnl_attr_put_u32(nlh, NBDWS_CONN_A_MAX + 3, 1);
+	mnl_attr_nest_end(nlh, c);
+	mnl_attr_nest_end(nlh, conns);
+}
+
+TEST_F_TIMEOUT(reject, connect_unknown_conn_attribute, 60)
+{
+	struct nbdws_connect_args a;
+
+	nbdws_connect_defaults(&a, IMG_SIZE);
+	ASSERT_REJECTED(send_connect(self, &a, tweak_unknown_conn_attr), self,
+			EINVAL);
+}
+
+/* Strict parsing: a nest without NLA_F_NESTED is refused. */
+static void tweak_unflagged_nest(struct nlmsghdr *nlh)
+{
+	struct nlattr *conns = mnl_attr_nest_start(nlh, NBDWS_A_CONNS);
+	struct nlattr *c = mnl_attr_nest_start(nlh, NBDWS_A_CONN);
+
+	mnl_attr_put_u32(nlh, NBDWS_CONN_A_FD, 0);
+	mnl_attr_nest_end(nlh, c);
+	mnl_attr_nest_end(nlh, conns);
+	conns->nla_type &= ~NLA_F_NESTED;
+}
+
+TEST_F_TIMEOUT(reject, connect_nest_without_flag, 60)
+{
+	struct nbdws_connect_args a;
+
+	nbdws_connect_defaults(&a, IMG_SIZE);
+	ASSERT_REJECTED(send_connect(self, &a, tweak_unflagged_nest), self,
+			EINVAL);
+}
+
+/* Four bytes after the last attribute that are no attribute. */
+static void tweak_trailing_junk(struct nlmsghdr *nlh)
+{
+	memset((char *)nlh + nlh->nlmsg_len, 0xff, 4);
+	nlh->nlmsg_len += 4;
+}
+
+TEST_F_TIMEOUT(reject, connect_trailing_bytes, 60)
+{
+	struct nbdws_connect_args a;
+
+	args_one_fd(&a, served_fd(&self->srv));
+	ASSERT_REJECTED(send_connect(self, &a, tweak_trailing_junk), self,
+			EINVAL);
+}
+
+TEST_F_TIMEOUT(reject, connect_block_size_not_power_of_two, 60)
+{
+	struct nbdws_connect_args a;
+
+	args_one_fd(&a, served_fd(&self->srv));
+	a.bs_min = 1000;
+	ASSERT_REJECTED(send_connect(self, &a, NULL), self, EINVAL);
+}
+
+TEST_F_TIMEOUT(reject, connect_queue_depth_too_big, 60)
+{
+	struct nbdws_connect_args a;
+	int ret;
+
+	args_one_fd(&a, served_fd(&self->srv));
+	a.queue_depth = NBDWS_MAX_QUEUE_DEPTH + 1;
+	ret = send_connect(self, &a, NULL);
+	/* A policy range check answers ERANGE, a hand-written one EINVAL. */
+	if (ret == -ERANGE)
+		ASSERT_REJECTED(ret, self, ERANGE);
+	else
+		ASSERT_REJECTED(ret, self, EINVAL);
+}
+
+TEST_F_TIMEOUT(reject, connect_too_many_conns, 60)
+{
+	struct nbdws_connect_args a;
+	int i, ret;
+
+	nbdws_connect_defaults(&a, IMG_SIZE);
+	a.nfds = NBDWS_MAX_CONNS + 1;
+	for (i = 0; i < a.nfds; i++) {
+		a.fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		ASSERT_LE(0, a.fds[i]);
+	}
+	ret = send_connect(self, &a, NULL);
+	for (i = 0; i < a.nfds; i++)
+		close(a.fds[i]);
+	ASSERT_REJECTED(ret, self, EINVAL);
+}
+
+/*
+ * ---- fds that are not connected stream sockets ----------------------------
+ * sockfd_lookup() decides ENOTSOCK and EBADF; every socket that is the
+ * wrong kind (datagram, listening, unconnected) is EINVAL, told apart by
+ * the extack message.
+ */
+
+TEST_F_TIMEOUT(reject, connect_fd_pipe, 60)
+{
+	struct nbdws_connect_args a;
+	int p[2], ret;
+
+	ASSERT_EQ(0, pipe(p));
+	args_one_fd(&a, p[0]);
+	ret = send_connect(self, &a, NULL);
+	close(p[0]);
+	close(p[1]);
+	ASSERT_REJECTED(ret, self, ENOTSOCK);
+}
+
+TEST_F_TIMEOUT(reject, connect_fd_regular_file, 60)
+{
+	struct nbdws_connect_args a;
+	char path[256];
+	int fd, ret;
+
+	snprintf(path, sizeof(path), "%s/nbdws-netlink-file", tu_tmpdir());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ASSERT_LE(0, fd);
+	unlink(path);
+	args_one_fd(&a, fd);
+	ret = send_connect(self, &a, NULL);
+	close(fd);
+	ASSERT_REJECTED(ret, self, ENOTSOCK);
+}
+
+TEST_F_TIMEOUT(reject, connect_fd_closed, 60)
+{
+	struct nbdws_connect_args a;
+	int fd = dup(0);
+
+	ASSERT_LE(0, fd);
+	close(fd);	/* a number that is certainly not open now */
+	args_one_fd(&a, fd);
+	ASSERT_REJECTED(send_connect(self, &a, NULL), self, EBADF);
+}
+
+TEST_F_TIMEOUT(reject, connect_fd_listening_socket, 60)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct nbdws_connect_args a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ret;
+
+	ASSERT_LE(0, fd);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ASSERT_EQ(0, bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	ASSERT_EQ(0, listen(fd, 1));
+	args_one_fd(&a, fd);
+	ret = send_connect(self, &a, NULL);
+	close(fd);
+	ASSERT_REJECTED(ret, self, EINVAL);
+}
+
+TEST_F_TIMEOUT(reject, connect_fd_unconnected_tcp, 60)
+{
+	struct nbdws_connect_args a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ret;
+
+	ASSERT_LE(0, fd);
+	args_one_fd(&a, fd);
+	ret = send_connect(self, &a, NULL);
+	close(fd);
+	ASSERT_REJECTED(ret, self, EINVAL);
+}
+
+TEST_F_TIMEOUT(reject, connect_fd_udp_socket, 60)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(9) };
+	struct nbdws_connect_args a;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), ret;
+
+	ASSERT_LE(0, fd);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	/* Connected, so only "not a stream" is wrong with it. */
+	ASSERT_EQ(0, connect(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	args_one_fd(&a, fd);
+	ret = send_connect(self, &a, NULL);
+	close(fd);
+	ASSERT_REJECTED(ret, self, EINVAL);
+}
+
+TEST_F_TIMEOUT(dev, connect_fd_already_in_use, 120)
+{
+	struct nbdws_connect_args a = self->args;
+	uint32_t idx2 = ~0U, idx3 = ~0U;
+	int ret;
+
+	/* A socket another device already drives, passed again. */
+	a.fds[0] = served_fd(&self->srv);
+	ASSERT_LE(0, a.fds[0]);
+	ASSERT_EQ(0, nbdws_connect(&self->nl, &a, &idx2))
+		TH_LOG("%s", self->nl.extack);
+	ret = nbdws_connect(&self->nl, &a, &idx3);
+	if (!ret)
+		nbdws_teardown_dev(&self->nl, idx3);
+	EXPECT_EQ(-EBUSY, ret) TH_LOG("%s", self->nl.extack);
+	EXPECT_TRUE(self->nl.has_extack);
+	close(a.fds[0]);
+	ASSERT_EQ(0, nbdws_teardown_dev(&self->nl, idx2));
+}
+
+/* ---- device indexes ------------------------------------------------------ */
+
+TEST_F_TIMEOUT(reject, unknown_index, 60)
+{
+	struct nbdws_dev_status st;
+	int fd;
+
+	ASSERT_REJECTED(nbdws_disconnect(&self->nl, 99999), self, ENODEV);
+	ASSERT_REJECTED(nbdws_status(&self->nl, 99999, &st), self, ENODEV);
+	ASSERT_REJECTED(nbdws_reconfigure(&self->nl, 99999, 0, NULL, NULL,
+					  5000), self, ENODEV);
+	fd = served_fd(&self->srv);
+	ASSERT_LE(0, fd);
+	ASSERT_REJECTED(nbdws_reconfigure(&self->nl, 99999, 1, &fd, NULL, 0),
+			self, ENODEV);
+	close(fd);
+}
+
+TEST_F_TIMEOUT(reject, disconnect_without_index, 60)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = nl_cmd(&self->nl, buf, NBDWS_CMD_DISCONNECT);
+
+	ASSERT_REJECTED(nl_transact(&self->nl, nlh, NULL, NULL), self, EINVAL);
+	ASSERT_MISSING(self, NBDWS_A_INDEX);
+}
+
+TEST_F_TIMEOUT(reject, reconfigure_without_index, 60)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = nl_cmd(&self->nl, buf, NBDWS_CMD_RECONFIGURE);
+
+	mnl_attr_put_u32(nlh, NBDWS_A_TIMEOUT_MS, 5000);
+	ASSERT_REJECTED(nl_transact(&self->nl, nlh, NULL, NULL), self, EINVAL);
+	ASSERT_MISSING(self, NBDWS_A_INDEX);
+}
+
+/* The event command is the kernel's to send, not a request. */
+TEST_F(reject, event_is_not_a_request)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = nl_cmd(&self->nl, buf, NBDWS_CMD_EVENT);
+
+	ASSERT_EQ(-EOPNOTSUPP, nl_transact(&self->nl, nlh, NULL, NULL));
+}
+
+/* RECONFIGURE never silently ignores a socket it cannot use. */
+TEST_F_TIMEOUT(dev, reconfigure_rejects_bad_fds, 120)
+{
+	int p[2], fd, ret;
+
+	ASSERT_EQ(0, pipe(p));
+	ret = nbdws_reconfigure(&self->nl, self->index, 1, &p[0], NULL, 0);
+	close(p[0]);
+	close(p[1]);
+	ASSERT_EQ(-ENOTSOCK, ret) TH_LOG("%s", self->nl.extack);
+	ASSERT_TRUE(self->nl.has_extack);
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ASSERT_LE(0, fd);
+	ret = nbdws_reconfigure(&self->nl, self->index, 1, &fd, NULL, 0);
+	close(fd);
+	ASSERT_EQ(-EINVAL, ret) TH_LOG("%s", self->nl.extack);
+	ASSERT_TRUE(self->nl.has_extack);
+	assert_dev_intact(_metadata, self);
+}
+
+TEST_HARNESS_MAIN
