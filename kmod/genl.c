@@ -274,6 +274,19 @@ static int nbdws_nl_parse_config(struct genl_info *info,
 	return 0;
 }
 
+/*
+ * Creating, changing and removing block devices is block device
+ * administration: CAP_SYS_ADMIN, as for the ioctls of other block
+ * drivers, not the CAP_NET_ADMIN that GENL_ADMIN_PERM would check.
+ */
+static int nbdws_nl_check_admin(struct sk_buff *skb, struct genl_info *info)
+{
+	if (netlink_capable(skb, CAP_SYS_ADMIN))
+		return 0;
+	NL_SET_ERR_MSG(info->extack, "nbdws configuration needs CAP_SYS_ADMIN");
+	return -EPERM;
+}
+
 static int nbdws_nl_connect(struct sk_buff *skb, struct genl_info *info)
 {
 	struct netlink_ext_ack *extack = info->extack;
@@ -285,6 +298,9 @@ static int nbdws_nl_connect(struct sk_buff *skb, struct genl_info *info)
 	void *hdr;
 	int ret;
 
+	ret = nbdws_nl_check_admin(skb, info);
+	if (ret)
+		return ret;
 	if (GENL_REQ_ATTR_CHECK(info, NBDWS_A_SIZE_BYTES) ||
 	    GENL_REQ_ATTR_CHECK(info, NBDWS_A_CONNS))
 		return -EINVAL;
@@ -382,6 +398,9 @@ static int nbdws_nl_disconnect(struct sk_buff *skb, struct genl_info *info)
 	struct nbdws_dev *dev;
 	int ret = 0;
 
+	ret = nbdws_nl_check_admin(skb, info);
+	if (ret)
+		return ret;
 	mutex_lock(&nbdws_cfg_mutex);
 	dev = nbdws_nl_get_dev(info);
 	if (!dev) {
@@ -478,6 +497,9 @@ static int nbdws_nl_reconfigure(struct sk_buff *skb, struct genl_info *info)
 	struct nbdws_dev *dev;
 	int ret = 0;
 
+	ret = nbdws_nl_check_admin(skb, info);
+	if (ret)
+		return ret;
 	for (i = 0; i < ARRAY_SIZE(nbdws_fixed_attrs); i++) {
 		if (a[nbdws_fixed_attrs[i]]) {
 			NL_SET_ERR_MSG_ATTR(extack, a[nbdws_fixed_attrs[i]],
@@ -734,21 +756,18 @@ static const struct genl_ops nbdws_genl_ops[] = {
 	{
 		.cmd		= NBDWS_CMD_CONNECT,
 		.doit		= nbdws_nl_connect,
-		.flags		= GENL_ADMIN_PERM,
 		.policy		= nbdws_policy,
 		.maxattr	= NBDWS_A_MAX,
 	},
 	{
 		.cmd		= NBDWS_CMD_DISCONNECT,
 		.doit		= nbdws_nl_disconnect,
-		.flags		= GENL_ADMIN_PERM,
 		.policy		= nbdws_policy,
 		.maxattr	= NBDWS_A_MAX,
 	},
 	{
 		.cmd		= NBDWS_CMD_RECONFIGURE,
 		.doit		= nbdws_nl_reconfigure,
-		.flags		= GENL_ADMIN_PERM,
 		.policy		= nbdws_policy,
 		.maxattr	= NBDWS_A_MAX,
 	},
