@@ -13,6 +13,7 @@
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
 #include <linux/net.h>
+#include <linux/netlink.h>
 #include <linux/socket.h>
 #include <linux/uio.h>
 #include <net/sock.h>
@@ -24,7 +25,7 @@
 #define NBDWS_MQ_F_MERGE	0
 #endif
 
-/* Limits of the disk, set once at creation. */
+/* Limits of the disk: set at creation, changed only on a reused device. */
 struct nbdws_limits {
 	unsigned int logical_block_size;
 	unsigned int physical_block_size;
@@ -44,8 +45,56 @@ static inline void nbdws_apply_queue_flags(struct request_queue *q,
 					   const struct nbdws_limits *l)
 {
 	blk_queue_write_cache(q, l->write_cache, l->write_cache && l->fua);
-	if (!l->rotational)
+	if (l->rotational)
+		blk_queue_flag_clear(QUEUE_FLAG_NONROT, q);
+	else
 		blk_queue_flag_set(QUEUE_FLAG_NONROT, q);
+}
+#endif
+
+#ifdef NBDWS_HAVE_QUEUE_LIMITS_ALLOC
+/* Write @l into @lim, a fresh or a current set of limits of the queue. */
+static inline void nbdws_fill_queue_limits(struct queue_limits *lim,
+					   const struct nbdws_limits *l)
+{
+	lim->logical_block_size = l->logical_block_size;
+	lim->physical_block_size = l->physical_block_size;
+	/* Set, not left to validation, which only ever raises it. */
+	lim->io_min = l->physical_block_size;
+	lim->io_opt = l->io_opt;
+	lim->max_hw_sectors = l->max_hw_sectors;
+	lim->max_segments = l->max_segments;
+	lim->max_hw_discard_sectors = l->max_discard_sectors;
+	lim->max_write_zeroes_sectors = l->max_write_zeroes_sectors;
+	lim->discard_granularity = l->max_discard_sectors ?
+				   l->logical_block_size : 0;
+#ifdef NBDWS_HAVE_QUEUE_LIMITS_FEATURES
+	lim->features &= ~(BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA |
+			   BLK_FEAT_ROTATIONAL);
+	if (l->write_cache) {
+		lim->features |= BLK_FEAT_WRITE_CACHE;
+		if (l->fua)
+			lim->features |= BLK_FEAT_FUA;
+	}
+	if (l->rotational)
+		lim->features |= BLK_FEAT_ROTATIONAL;
+#endif
+}
+#else
+static inline void nbdws_set_queue_limits(struct request_queue *q,
+					  const struct nbdws_limits *l)
+{
+	blk_queue_logical_block_size(q, l->logical_block_size);
+	blk_queue_physical_block_size(q, l->physical_block_size);
+	blk_queue_io_min(q, l->physical_block_size);
+	blk_queue_io_opt(q, l->io_opt);
+	blk_queue_max_hw_sectors(q, l->max_hw_sectors);
+	blk_queue_max_segments(q, l->max_segments);
+	blk_queue_max_discard_sectors(q, l->max_discard_sectors);
+	blk_queue_max_write_zeroes_sectors(q, l->max_write_zeroes_sectors);
+	q->limits.discard_granularity = l->max_discard_sectors ?
+					l->logical_block_size : 0;
+	nbdws_apply_queue_flags(q, l);
 }
 #endif
 
@@ -55,27 +104,9 @@ static inline struct gendisk *nbdws_alloc_disk(struct blk_mq_tag_set *set,
 {
 	struct gendisk *disk;
 #ifdef NBDWS_HAVE_QUEUE_LIMITS_ALLOC
-	struct queue_limits lim = {
-		.logical_block_size = l->logical_block_size,
-		.physical_block_size = l->physical_block_size,
-		.io_opt = l->io_opt,
-		.max_hw_sectors = l->max_hw_sectors,
-		.max_segments = l->max_segments,
-		.max_hw_discard_sectors = l->max_discard_sectors,
-		.max_write_zeroes_sectors = l->max_write_zeroes_sectors,
-		.discard_granularity = l->max_discard_sectors ?
-				       l->logical_block_size : 0,
-	};
+	struct queue_limits lim = { };
 
-#ifdef NBDWS_HAVE_QUEUE_LIMITS_FEATURES
-	if (l->write_cache) {
-		lim.features |= BLK_FEAT_WRITE_CACHE;
-		if (l->fua)
-			lim.features |= BLK_FEAT_FUA;
-	}
-	if (l->rotational)
-		lim.features |= BLK_FEAT_ROTATIONAL;
-#endif
+	nbdws_fill_queue_limits(&lim, l);
 	disk = blk_mq_alloc_disk(set, &lim, queuedata);
 	if (IS_ERR(disk))
 		return disk;
@@ -83,25 +114,53 @@ static inline struct gendisk *nbdws_alloc_disk(struct blk_mq_tag_set *set,
 	nbdws_apply_queue_flags(disk->queue, l);
 #endif
 #else
-	struct request_queue *q;
-
 	disk = blk_mq_alloc_disk(set, queuedata);
 	if (IS_ERR(disk))
 		return disk;
-	q = disk->queue;
-	blk_queue_logical_block_size(q, l->logical_block_size);
-	blk_queue_physical_block_size(q, l->physical_block_size);
-	blk_queue_io_opt(q, l->io_opt);
-	blk_queue_max_hw_sectors(q, l->max_hw_sectors);
-	blk_queue_max_segments(q, l->max_segments);
-	blk_queue_max_discard_sectors(q, l->max_discard_sectors);
-	blk_queue_max_write_zeroes_sectors(q, l->max_write_zeroes_sectors);
-	if (l->max_discard_sectors)
-		q->limits.discard_granularity = l->logical_block_size;
-	nbdws_apply_queue_flags(q, l);
+	nbdws_set_queue_limits(disk->queue, l);
 #endif
 	return disk;
 }
+
+/*
+ * Give a live disk new limits (a kept device connected to another export).
+ * The queue is frozen meanwhile, so no request sees half of them. Callers
+ * make sure nobody has the disk open when the block size changes.
+ */
+static inline int nbdws_update_limits(struct gendisk *disk,
+				      const struct nbdws_limits *l)
+{
+	struct request_queue *q = disk->queue;
+	int ret = 0;
+#ifdef NBDWS_HAVE_QUEUE_LIMITS_ALLOC
+	struct queue_limits lim = queue_limits_start_update(q);
+
+	nbdws_fill_queue_limits(&lim, l);
+	blk_mq_freeze_queue(q);
+	ret = queue_limits_commit_update(q, &lim);
+#ifndef NBDWS_HAVE_QUEUE_LIMITS_FEATURES
+	if (!ret)
+		nbdws_apply_queue_flags(q, l);
+#endif
+#else
+	blk_mq_freeze_queue(q);
+	nbdws_set_queue_limits(q, l);
+#endif
+	blk_mq_unfreeze_queue(q);
+	return ret;
+}
+
+/*
+ * An extack message naming something; kernels without formatted extack
+ * messages get the fixed @plain text instead.
+ */
+#ifdef NBDWS_HAVE_EXTACK_MSG_FMT
+#define NBDWS_ERR_MSG_FMT(extack, plain, fmt, ...) \
+	NL_SET_ERR_MSG_FMT(extack, fmt, ##__VA_ARGS__)
+#else
+#define NBDWS_ERR_MSG_FMT(extack, plain, fmt, ...) \
+	NL_SET_ERR_MSG(extack, plain)
+#endif
 
 /*
  * Sockets used from the block I/O path must not allocate through the

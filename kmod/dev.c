@@ -4,8 +4,10 @@
  *
  * A device is created by CONNECT with its connections attached before the
  * disk is added (the partition scan already needs them), and removed by
- * DISCONNECT or module unload. Indexes come from an IDR; everything here
- * runs under nbdws_cfg_mutex.
+ * DISCONNECT or module unload. Indexes come from an IDR (the lowest free
+ * one, or the one CONNECT asked for); a kept device can be connected to a
+ * new export at its index again. Everything here runs under
+ * nbdws_cfg_mutex.
  */
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
@@ -113,8 +115,35 @@ void nbdws_dev_set_timeout(struct nbdws_dev *dev, u32 timeout_ms)
 			     NBDWS_NO_TIMEOUT_JIFFIES);
 }
 
-/* Allocate a device and its disk; connections are attached by the caller. */
-struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg)
+/* What describes the export; depth and connection count size the tag set. */
+static void nbdws_dev_set_config(struct nbdws_dev *dev,
+				 const struct nbdws_dev_config *cfg)
+{
+	dev->size = cfg->size;
+	dev->block_size = cfg->block_size;
+	dev->block_pref = cfg->block_pref;
+	dev->block_max = cfg->block_max;
+	dev->max_req = cfg->max_req;
+	dev->server_flags = cfg->server_flags;
+	dev->client_flags = cfg->client_flags;
+	dev->timeout_ms = cfg->timeout_ms;
+	WRITE_ONCE(dev->dead_timeout_ms, cfg->dead_timeout_ms);
+	strscpy(dev->backend, cfg->backend ? cfg->backend : "",
+		sizeof(dev->backend));
+}
+
+static void nbdws_dev_set_ro(struct nbdws_dev *dev)
+{
+	set_disk_ro(dev->disk, dev->client_flags & NBDWS_CF_READ_ONLY ||
+		    dev->server_flags & NBDP_FLAG_READ_ONLY);
+}
+
+/*
+ * Allocate a device and its disk at @index (any free index if negative);
+ * connections are attached by the caller.
+ */
+struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg,
+				   int index)
 {
 	struct blk_mq_tag_set *set;
 	struct nbdws_limits lim;
@@ -127,19 +156,9 @@ struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg)
 	if (!dev)
 		return ERR_PTR(-ENOMEM);
 	dev->index = -1;
-	dev->size = cfg->size;
-	dev->block_size = cfg->block_size;
-	dev->block_pref = cfg->block_pref;
-	dev->block_max = cfg->block_max;
-	dev->max_req = cfg->max_req;
-	dev->server_flags = cfg->server_flags;
-	dev->client_flags = cfg->client_flags;
-	dev->timeout_ms = cfg->timeout_ms;
-	dev->dead_timeout_ms = cfg->dead_timeout_ms;
+	nbdws_dev_set_config(dev, cfg);
 	dev->depth = cfg->depth;
 	dev->nr_conns = cfg->nr_conns;
-	strscpy(dev->backend, cfg->backend ? cfg->backend : "",
-		sizeof(dev->backend));
 	spin_lock_init(&dev->held_lock);
 	init_rwsem(&dev->tags_rwsem);
 	INIT_LIST_HEAD(&dev->held);
@@ -155,7 +174,10 @@ struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg)
 		if (!dev->conns[i])
 			goto err_free;
 	}
-	ret = idr_alloc(&nbdws_idr, dev, 0, 0, GFP_KERNEL);
+	if (index >= 0)
+		ret = idr_alloc(&nbdws_idr, dev, index, index + 1, GFP_KERNEL);
+	else
+		ret = idr_alloc(&nbdws_idr, dev, 0, 0, GFP_KERNEL);
 	if (ret < 0)
 		goto err_free;
 	dev->index = ret;
@@ -186,9 +208,7 @@ struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg)
 	snprintf(disk->disk_name, DISK_NAME_LEN, NBDWS_DISK_NAME "%d",
 		 dev->index);
 	set_capacity(disk, dev->size >> SECTOR_SHIFT);
-	if (dev->client_flags & NBDWS_CF_READ_ONLY ||
-	    dev->server_flags & NBDP_FLAG_READ_ONLY)
-		set_disk_ro(disk, true);
+	nbdws_dev_set_ro(dev);
 	return dev;
 
 err_tags:
@@ -258,6 +278,102 @@ void nbdws_dev_disconnect(struct nbdws_dev *dev)
 		kobject_uevent(&disk_to_dev(dev->disk)->kobj, KOBJ_CHANGE);
 	}
 	nbdws_event(dev, NBDWS_EVENT_DISCONNECTED, -1, NBDWS_REASON_USER);
+}
+
+/*
+ * First half of connecting a kept, disconnected device again: take the new
+ * export's configuration and limits. Its tag set stays, so the queue depth
+ * must match and the connections must fit in its slots; a block size
+ * change needs a disk nobody holds open (its page cache and any file
+ * system on it were laid out for the old one), checked under open_mutex so
+ * that nobody opens it meanwhile. Still empty and failing I/O afterwards;
+ * the caller attaches connections, then calls nbdws_dev_restart().
+ */
+int nbdws_dev_reuse(struct nbdws_dev *dev, const struct nbdws_dev_config *cfg,
+		    struct netlink_ext_ack *extack)
+{
+	bool bs_change = cfg->block_size != dev->block_size ||
+			 max(cfg->block_pref, cfg->block_size) !=
+			 max(dev->block_pref, dev->block_size);
+	struct nbdws_limits lim;
+	int ret;
+
+	if (cfg->depth != dev->depth) {
+		NL_SET_ERR_MSG(extack,
+			       "a kept device keeps its queue depth: disconnect it again to remove it first");
+		return -EINVAL;
+	}
+	if (cfg->nr_conns > dev->nr_conns) {
+		NL_SET_ERR_MSG(extack,
+			       "more connections than the kept device has slots: disconnect it again to remove it first");
+		return -EINVAL;
+	}
+
+	mutex_lock(&dev->disk->open_mutex);
+	if (bs_change && disk_openers(dev->disk)) {
+		mutex_unlock(&dev->disk->open_mutex);
+		NL_SET_ERR_MSG(extack,
+			       "the block size changes but the kept device is open");
+		return -EBUSY;
+	}
+	nbdws_dev_set_config(dev, cfg);
+	nbdws_fill_limits(dev, &lim);
+	ret = nbdws_update_limits(dev->disk, &lim);
+	if (!ret) {
+		/* Nothing cached from the previous export may be read back. */
+		invalidate_bdev(dev->disk->part0);
+	}
+	mutex_unlock(&dev->disk->open_mutex);
+	if (ret) {
+		NL_SET_ERR_MSG(extack, "cannot apply the new queue limits");
+		return ret;
+	}
+	nbdws_dev_set_timeout(dev, dev->timeout_ms);
+	nbdws_dev_set_ro(dev);
+
+	/*
+	 * From here on a connection that dies is handled as on a new device
+	 * (held for the dead-connection timeout), not as part of DISCONNECT.
+	 */
+	spin_lock_bh(&dev->held_lock);
+	dev->disconnecting = false;
+	dev->failing = false;
+	dev->state = NBDWS_DEV_RUNNING;
+	spin_unlock_bh(&dev->held_lock);
+	return 0;
+}
+
+/* Connections are attached: serve I/O and show the new size. */
+void nbdws_dev_restart(struct nbdws_dev *dev)
+{
+	/* Whatever was parked before the first connection came goes out. */
+	if (atomic_read(&dev->live))
+		nbdws_release_held(dev);
+	set_capacity_and_notify(dev->disk, dev->size >> SECTOR_SHIFT);
+	kobject_uevent(&disk_to_dev(dev->disk)->kobj, KOBJ_CHANGE);
+}
+
+/*
+ * Undo nbdws_dev_reuse() when attaching connections failed: drop the ones
+ * attached and go back to the disconnected state.
+ */
+void nbdws_dev_reuse_abort(struct nbdws_dev *dev)
+{
+	unsigned int i;
+
+	spin_lock_bh(&dev->held_lock);
+	dev->disconnecting = true;
+	spin_unlock_bh(&dev->held_lock);
+	for (i = 0; i < dev->nr_conns; i++) {
+		nbdws_conn_mark_dead(dev->conns[i], NBDWS_REASON_USER);
+		flush_work(&dev->conns[i]->dead_work);
+		nbdws_conn_release_sock(dev->conns[i]);
+	}
+	cancel_delayed_work_sync(&dev->dead_timeout_work);
+	nbdws_fail_held(dev);
+	spin_lock_bh(&dev->held_lock);
+	dev->state = NBDWS_DEV_DISCONNECTED;
+	spin_unlock_bh(&dev->held_lock);
 }
 
 /* Free a device; nbdws_dev_disconnect() ran if the device was started. */

@@ -12,11 +12,17 @@
 #include <net/genetlink.h>
 #include <linux/nbdws.h>
 
+#include "compat.h"
 #include "nbdws.h"
 
 #define NBDWS_SLOT_ANY		U32_MAX
 #define NBDWS_NL_DEV_SIZE	16384
 #define NBDWS_MAX_REQ_LIMIT	(32U << 20)
+/*
+ * Highest index CONNECT may ask for: far beyond any real number of
+ * devices, low enough that names stay short and the IDR stays small.
+ */
+#define NBDWS_MAX_INDEX		((1 << 20) - 1)
 #define NBDWS_CF_ALL		(NBDWS_CF_READ_ONLY | NBDWS_CF_KEEP_DEVICE | \
 				 NBDWS_CF_NO_TIMEOUT)
 
@@ -287,6 +293,41 @@ static int nbdws_nl_check_admin(struct sk_buff *skb, struct genl_info *info)
 	return -EPERM;
 }
 
+/*
+ * CONNECT asked for the index of an existing device: only a device kept
+ * after DISCONNECT (NBDWS_CF_KEEP_DEVICE) is free to serve a new export.
+ */
+static int nbdws_nl_connect_kept(struct genl_info *info, struct nbdws_dev *dev,
+				 const struct nbdws_dev_config *cfg,
+				 struct nbdws_nl_conn *nc, unsigned int n)
+{
+	struct netlink_ext_ack *extack = info->extack;
+	unsigned int i;
+	int ret;
+
+	NL_SET_BAD_ATTR(extack, info->attrs[NBDWS_A_INDEX]);
+	if (dev->state != NBDWS_DEV_DISCONNECTED || !dev->disk_added) {
+		NBDWS_ERR_MSG_FMT(extack, "the device at this index is in use",
+				  "%s is in use", dev->disk->disk_name);
+		return -EBUSY;
+	}
+	ret = nbdws_dev_reuse(dev, cfg, extack);
+	if (ret)
+		return ret;
+	for (i = 0; i < n; i++) {
+		ret = nbdws_conn_attach(dev->conns[i], &nc[i].p);
+		if (ret) {
+			NL_SET_ERR_MSG_ATTR(extack, nc[i].attr,
+					    "cannot attach the socket");
+			nbdws_dev_reuse_abort(dev);
+			return ret;
+		}
+		nc[i].p.sock = NULL;	/* owned by the connection now */
+	}
+	nbdws_dev_restart(dev);
+	return 0;
+}
+
 static int nbdws_nl_connect(struct sk_buff *skb, struct genl_info *info)
 {
 	struct netlink_ext_ack *extack = info->extack;
@@ -295,6 +336,7 @@ static int nbdws_nl_connect(struct sk_buff *skb, struct genl_info *info)
 	struct nbdws_dev *dev;
 	struct sk_buff *reply;
 	unsigned int n, i;
+	int index = -1;
 	void *hdr;
 	int ret;
 
@@ -305,9 +347,14 @@ static int nbdws_nl_connect(struct sk_buff *skb, struct genl_info *info)
 	    GENL_REQ_ATTR_CHECK(info, NBDWS_A_CONNS))
 		return -EINVAL;
 	if (info->attrs[NBDWS_A_INDEX]) {
-		NL_SET_ERR_MSG_ATTR(extack, info->attrs[NBDWS_A_INDEX],
-				    "the device index is chosen by the kernel");
-		return -EINVAL;
+		u32 want = nla_get_u32(info->attrs[NBDWS_A_INDEX]);
+
+		if (want > NBDWS_MAX_INDEX) {
+			NL_SET_ERR_MSG_ATTR(extack, info->attrs[NBDWS_A_INDEX],
+					    "device index above 1048575");
+			return -ERANGE;
+		}
+		index = want;
 	}
 	ret = nbdws_nl_parse_config(info, &cfg);
 	if (ret)
@@ -338,22 +385,29 @@ static int nbdws_nl_connect(struct sk_buff *skb, struct genl_info *info)
 	}
 
 	mutex_lock(&nbdws_cfg_mutex);
-	dev = nbdws_dev_create(&cfg);
-	if (IS_ERR(dev)) {
-		ret = PTR_ERR(dev);
-		NL_SET_ERR_MSG(extack, "cannot create the block device");
-		goto out_unlock;
-	}
-	for (i = 0; i < n; i++) {
-		ret = nbdws_conn_attach(dev->conns[i], &nc[i].p);
+	dev = nbdws_dev_find(index);
+	if (dev) {
+		ret = nbdws_nl_connect_kept(info, dev, &cfg, nc, n);
 		if (ret)
+			goto out_unlock;
+	} else {
+		dev = nbdws_dev_create(&cfg, index);
+		if (IS_ERR(dev)) {
+			ret = PTR_ERR(dev);
+			NL_SET_ERR_MSG(extack, "cannot create the block device");
+			goto out_unlock;
+		}
+		for (i = 0; i < n; i++) {
+			ret = nbdws_conn_attach(dev->conns[i], &nc[i].p);
+			if (ret)
+				goto out_destroy;
+			nc[i].p.sock = NULL;	/* owned by the connection now */
+		}
+		ret = nbdws_dev_start(dev);
+		if (ret) {
+			NL_SET_ERR_MSG(extack, "cannot add the disk");
 			goto out_destroy;
-		nc[i].p.sock = NULL;	/* owned by the connection now */
-	}
-	ret = nbdws_dev_start(dev);
-	if (ret) {
-		NL_SET_ERR_MSG(extack, "cannot add the disk");
-		goto out_destroy;
+		}
 	}
 
 	hdr = genlmsg_put_reply(reply, info, &nbdws_genl_family, 0,
