@@ -204,3 +204,44 @@ int nbd_sock_connect_uri(const struct nbd_uri *uri, int timeout_ms,
 		return nbd_sock_connect_unix(uri->socket_path, timeout_ms, err);
 	return nbd_sock_connect_tcp(uri->host, uri->port, timeout_ms, err);
 }
+
+int nbd_sock_wait(int fd, short events, long long deadline_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+
+	for (;;) {
+		long long left = deadline_ms - nbd_now_ms();
+		int n;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		n = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n > 0)
+			return 0;
+	}
+}
+
+int nbd_sock_send_all(int fd, const void *buf, size_t len,
+		      long long deadline_ms)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n;
+		int rc = nbd_sock_wait(fd, POLLOUT, deadline_ms);
+
+		if (rc)
+			return rc;
+		n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return errno == EPIPE ? -ECONNRESET : -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}

@@ -27,4 +27,15 @@ int nbd_sock_connect_uri(const struct nbd_uri *uri, int timeout_ms,
 /* Milliseconds on CLOCK_MONOTONIC, for deadlines. */
 long long nbd_now_ms(void);
 
+/*
+ * Wait until @fd is ready for @events (POLLIN, POLLOUT) or @deadline_ms
+ * (nbd_now_ms() clock) passes: 0 or -ETIMEDOUT / -errno. POLLERR and
+ * POLLHUP also end the wait; the next socket call reports them.
+ */
+int nbd_sock_wait(int fd, short events, long long deadline_ms);
+
+/* Send all of @buf before @deadline_ms: 0, -ETIMEDOUT or -errno. */
+int nbd_sock_send_all(int fd, const void *buf, size_t len,
+		      long long deadline_ms);
+
 #endif /* _NBDWS_NBD_SOCK_H */

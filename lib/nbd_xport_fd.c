@@ -9,25 +9,6 @@
 #include "nbd_sock.h"
 #include "nbd_xport.h"
 
-/* Wait until @fd is ready for @events or the deadline passes. */
-static int wait_ready(struct nbd_fd_xport *fx, short events)
-{
-	struct pollfd pfd = { .fd = fx->fd, .events = events };
-
-	for (;;) {
-		long long left = fx->deadline_ms - nbd_now_ms();
-		int n;
-
-		if (left <= 0)
-			return -ETIMEDOUT;
-		n = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		if (n > 0)
-			return 0;
-	}
-}
-
 static int fd_read(void *ctx, void *buf, size_t len)
 {
 	struct nbd_fd_xport *fx = ctx;
@@ -35,7 +16,7 @@ static int fd_read(void *ctx, void *buf, size_t len)
 
 	while (len) {
 		ssize_t n;
-		int rc = wait_ready(fx, POLLIN);
+		int rc = nbd_sock_wait(fx->fd, POLLIN, fx->deadline_ms);
 
 		if (rc)
 			return rc;
@@ -56,24 +37,8 @@ static int fd_read(void *ctx, void *buf, size_t len)
 static int fd_write(void *ctx, const void *buf, size_t len)
 {
 	struct nbd_fd_xport *fx = ctx;
-	const char *p = buf;
 
-	while (len) {
-		ssize_t n;
-		int rc = wait_ready(fx, POLLOUT);
-
-		if (rc)
-			return rc;
-		n = send(fx->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return errno == EPIPE ? -ECONNRESET : -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return nbd_sock_send_all(fx->fd, buf, len, fx->deadline_ms);
 }
 
 void nbd_fd_xport_init(struct nbd_xport *x, struct nbd_fd_xport *fx, int fd,

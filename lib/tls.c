@@ -289,9 +289,9 @@ int tls_connect(struct tls_conn *t, int fd, int timeout_ms,
 			return 0;
 		e = SSL_get_error(t->ssl, r);
 		if (e == SSL_ERROR_WANT_READ)
-			rc = ws_io_wait(fd, POLLIN, t->deadline_ms);
+			rc = nbd_sock_wait(fd, POLLIN, t->deadline_ms);
 		else if (e == SSL_ERROR_WANT_WRITE)
-			rc = ws_io_wait(fd, POLLOUT, t->deadline_ms);
+			rc = nbd_sock_wait(fd, POLLOUT, t->deadline_ms);
 		else
 			rc = handshake_error(t, e, err);
 		if (rc == -ETIMEDOUT)
@@ -314,9 +314,9 @@ static int io_retry(struct tls_conn *t, int ret, bool *eof)
 	*eof = false;
 	switch (e) {
 	case SSL_ERROR_WANT_READ:
-		return ws_io_wait(t->fd, POLLIN, t->deadline_ms);
+		return nbd_sock_wait(t->fd, POLLIN, t->deadline_ms);
 	case SSL_ERROR_WANT_WRITE:
-		return ws_io_wait(t->fd, POLLOUT, t->deadline_ms);
+		return nbd_sock_wait(t->fd, POLLOUT, t->deadline_ms);
 	case SSL_ERROR_ZERO_RETURN:
 		*eof = true;
 		return 0;

@@ -37,10 +37,4 @@ struct ws_fd_io {
 void ws_fd_io_init(struct ws_io *io, struct ws_fd_io *fio, int fd,
 		   int timeout_ms);
 
-/*
- * Wait until @fd is ready for @events (POLLIN/POLLOUT) or @deadline_ms
- * passes: 0, -ETIMEDOUT or -errno. Shared with the TLS stream.
- */
-int ws_io_wait(int fd, short events, long long deadline_ms);
-
 #endif /* _NBDWS_WS_IO_H */
