@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kselftest_harness.h"
+#include "spawn_util.h"
 
 #include "nbd_test_servers.h"
 #include "nbdctl_run.h"
@@ -28,55 +29,6 @@
 /* nbd:s3cret in Basic form, and a wrong one (nbd:wrong). */
 #define AUTH_GOOD	"Basic bmJkOnMzY3JldA=="
 #define AUTH_BAD	"Basic bmJkOndyb25n"
-
-/* Start @argv in its own process group (websockify forks per client). */
-static pid_t spawn_group(char *const argv[], const char *log)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (pid > 0)
-		setpgid(pid, pid);
-	return pid;
-}
-
-static void stop_group(pid_t pid)
-{
-	if (pid <= 0)
-		return;
-	kill(-pid, SIGTERM);
-	waitpid(pid, NULL, 0);
-	kill(-pid, SIGKILL);
-}
-
-static bool wait_tcp(unsigned short port, int ms)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-
-	sin.sin_port = htons(port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	for (; ms > 0; ms -= 50) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		bool up = !connect(fd, (struct sockaddr *)&sin, sizeof(sin));
-
-		close(fd);
-		if (up)
-			return true;
-		usleep(50000);
-	}
-	return false;
-}
 
 FIXTURE(wsctl)
 {

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "spawn_util.h"
 
 #include "nbd_test_servers.h"
 #include "nbd_uri.h"
@@ -43,56 +44,6 @@
 #define TIMEOUT_MS	30000
 /* websockify (Python) can take many seconds to start in a TCG guest. */
 #define START_MS	60000
-
-/* Start @argv in its own process group, output to @log. */
-static pid_t spawn_group(char *const argv[], const char *log)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (pid > 0)
-		setpgid(pid, pid);
-	return pid;
-}
-
-static void stop_group(pid_t pid)
-{
-	if (pid <= 0)
-		return;
-	kill(-pid, SIGTERM);
-	waitpid(pid, NULL, 0);
-	kill(-pid, SIGKILL);	/* websockify's per-connection children */
-}
-
-static bool wait_tcp(unsigned short port, int ms)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-
-	sin.sin_port = htons(port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	for (; ms > 0; ms -= 50) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-		if (!connect(fd, (struct sockaddr *)&sin, sizeof(sin))) {
-			close(fd);
-			return true;
-		}
-		close(fd);
-		usleep(50000);
-	}
-	return false;
-}
 
 /* Start websockify on @port towards nbdkit's socket; extra args in @opt. */
 static pid_t start_websockify(const char *dir, const char *nbd_sock,
