@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -66,6 +68,23 @@ static inline bool wait_tcp(unsigned short port, int ms)
 		usleep(50000);
 	}
 	return false;
+}
+
+/*
+ * A throwaway self-signed certificate for localhost and 127.0.0.1 in
+ * @dir (cert.pem, key.pem), made at test time so no key is committed.
+ */
+static inline int make_test_cert(const char *dir, char *cert, size_t certlen,
+				 char *key, size_t keylen)
+{
+	char cmd[2048];
+
+	snprintf(cert, certlen, "%s/cert.pem", dir);
+	snprintf(key, keylen, "%s/key.pem", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout %s -out %s >%s/openssl.log 2>&1",
+		 key, cert, dir);
+	return system(cmd) ? -1 : 0;
 }
 
 #endif /* _NBDWS_TEST_SPAWN_UTIL_H */

@@ -86,7 +86,7 @@ FIXTURE(ws)
 
 FIXTURE_SETUP(ws)
 {
-	char log[128], cmd[1024];
+	char log[128];
 	char *nbdkit_argv[] = { "/usr/bin/nbdkit", "-f", "--exit-with-parent",
 				"-U", self->sock, "memory", "64M", NULL };
 
@@ -103,13 +103,8 @@ FIXTURE_SETUP(ws)
 	self->nbdkit = spawn_group(nbdkit_argv, log);
 	ASSERT_TRUE(wait_unix_listener(self->sock, 5000));
 
-	/* A throwaway self-signed certificate for localhost and 127.0.0.1. */
-	snprintf(self->cert, sizeof(self->cert), "%s/cert.pem", self->dir);
-	snprintf(self->key, sizeof(self->key), "%s/key.pem", self->dir);
-	snprintf(cmd, sizeof(cmd),
-		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout %s -out %s >%s/openssl.log 2>&1",
-		 self->key, self->cert, self->dir);
-	ASSERT_EQ(0, system(cmd));
+	ASSERT_EQ(0, make_test_cert(self->dir, self->cert, sizeof(self->cert),
+				    self->key, sizeof(self->key)));
 	self->ready = true;
 }
 
