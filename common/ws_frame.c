@@ -356,6 +356,20 @@ need_more:
 	return used;
 }
 
+size_t ws_dec_want(const struct ws_dec *d)
+{
+	switch (d->state) {
+	case WS_ST_HEADER:
+		if (d->hdr_have < 2)
+			return 2 - d->hdr_have;
+		return d->hdr_need - d->hdr_have;
+	case WS_ST_CONTROL:
+		return (size_t)(d->frame_len - d->ctrl_have);
+	default:
+		return 0;
+	}
+}
+
 u64 ws_dec_data_left(const struct ws_dec *d)
 {
 	if (d->state != WS_ST_DATA)

@@ -112,6 +112,15 @@ struct ws_event {
 size_t ws_dec_parse(struct ws_dec *d, const u8 *buf, size_t len,
 		    struct ws_event *ev);
 
+/*
+ * Bytes ws_dec_parse() can take before it has something to report: the
+ * rest of a frame header or of a control frame's payload. 0 inside data
+ * payload and once the decoder has stopped. A caller that reads exactly
+ * this many bytes off a stream never reads past a frame header, so data
+ * payload can go from the stream straight to its destination.
+ */
+size_t ws_dec_want(const struct ws_dec *d);
+
 /* Data payload bytes left in the current frame (>0 after WS_EV_DATA). */
 u64 ws_dec_data_left(const struct ws_dec *d);
 

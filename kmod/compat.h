@@ -12,6 +12,8 @@
 
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
+#include <linux/gfp.h>
+#include <linux/mm.h>
 #include <linux/net.h>
 #include <linux/netlink.h>
 #include <linux/socket.h>
@@ -171,6 +173,19 @@ static inline void nbdws_sock_no_task_frag(struct sock *sk)
 #ifdef NBDWS_HAVE_SK_USE_TASK_FRAG
 	sk->sk_use_task_frag = false;
 #endif
+}
+
+/* Give back what a page fragment cache still holds, and reset it. */
+static inline void nbdws_page_frag_cache_drain(struct page_frag_cache *nc)
+{
+#ifdef NBDWS_HAVE_PAGE_FRAG_CACHE_DRAIN
+	page_frag_cache_drain(nc);
+#else
+	if (nc->va)
+		__page_frag_cache_drain(virt_to_head_page(nc->va),
+					nc->pagecnt_bias);
+#endif
+	memset(nc, 0, sizeof(*nc));
 }
 
 /*

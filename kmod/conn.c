@@ -18,6 +18,7 @@
 #include <linux/tcp.h>
 #include <linux/un.h>
 #include <net/genetlink.h>
+#include <net/inet_connection_sock.h>
 #include <net/sock.h>
 #include <net/tcp.h>
 
@@ -53,7 +54,8 @@ static void nbdws_sk_write_space(struct sock *sk)
 	 * the sender itself.
 	 */
 	if (conn && !nbdws_conn_dead(conn) &&
-	    (READ_ONCE(conn->tx_cur) || !list_empty_careful(&conn->send_list))) {
+	    (READ_ONCE(conn->tx_cur) || !list_empty_careful(&conn->send_list) ||
+	     nbdws_ws_tx_pending(conn))) {
 		clear_bit(SOCK_NOSPACE, &sk->sk_socket->flags);
 		queue_work(nbdws_wq, &conn->tx_work);
 	}
@@ -161,7 +163,11 @@ int nbdws_conn_attach(struct nbdws_conn *conn,
 	struct nbdws_dev *dev = conn->dev;
 	struct socket *sock = p->sock;
 	struct sock *sk = sock->sk;
+	int ret;
 
+	ret = nbdws_ws_attach(conn, p->transport, p->ping_ms);
+	if (ret)
+		return ret;
 	if (p->preread_len) {
 		conn->preread = kmemdup(p->preread, p->preread_len, GFP_KERNEL);
 		if (!conn->preread)
@@ -171,7 +177,10 @@ int nbdws_conn_attach(struct nbdws_conn *conn,
 	conn->preread_off = 0;
 	conn->transport = p->transport;
 	conn->sock = sock;
-	conn->use_read_sock = nbdws_sock_is_tcp(sk) && sock->ops->read_sock;
+	/* A ULP such as kTLS transforms the stream: never read under it. */
+	conn->ktls = nbdws_sock_is_tcp(sk) && inet_csk(sk)->icsk_ulp_ops;
+	conn->use_read_sock = nbdws_sock_is_tcp(sk) && !conn->ktls &&
+			      sock->ops->read_sock;
 	conn->tx_cur = NULL;
 	nbdws_rx_reset(conn);
 	atomic64_set(&conn->stats[NBDWS_STAT_A_INFLIGHT], 0);
@@ -198,6 +207,7 @@ int nbdws_conn_attach(struct nbdws_conn *conn,
 	clear_bit(NBDWS_CONN_F_DEAD, &conn->flags);
 	spin_unlock_bh(&conn->send_lock);
 	atomic_inc(&dev->live);
+	nbdws_ws_start(conn);
 
 	/* Data (or EOF) may have arrived before the callbacks were set. */
 	queue_work(nbdws_wq, &conn->rx_work);
@@ -233,6 +243,7 @@ void nbdws_conn_quiesce(struct nbdws_conn *conn)
 	write_unlock_bh(&sk->sk_callback_lock);
 	kernel_sock_shutdown(conn->sock, SHUT_RDWR);
 
+	nbdws_ws_stop(conn);
 	cancel_work_sync(&conn->rx_work);
 	cancel_work_sync(&conn->tx_work);
 
@@ -245,6 +256,8 @@ void nbdws_conn_quiesce(struct nbdws_conn *conn)
 	spin_lock_bh(&conn->send_lock);
 	INIT_LIST_HEAD(&conn->send_list);
 	spin_unlock_bh(&conn->send_lock);
+	if (conn->tx_cur)
+		nbdws_ws_tx_drop(conn->tx_cur);
 	conn->tx_cur = NULL;
 	mutex_unlock(&conn->tx_mutex);
 	nbdws_rx_reset(conn);
@@ -260,6 +273,7 @@ void nbdws_conn_release_sock(struct nbdws_conn *conn)
 	kfree(conn->preread);
 	conn->preread = NULL;
 	conn->preread_len = 0;
+	nbdws_ws_release(conn);
 }
 
 /* Polite goodbye on a live, idle connection; best effort, never blocks. */
@@ -267,13 +281,20 @@ void nbdws_conn_send_disc(struct nbdws_conn *conn)
 {
 	struct nbd_wire_request w = { .type = NBDP_CMD_DISC };
 	u8 hdr[NBDP_REQUEST_SIZE];
+	u8 frame[WS_MAX_HEADER + NBDP_REQUEST_SIZE];
 	struct kvec kv = { .iov_base = hdr, .iov_len = sizeof(hdr) };
 	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL };
 
 	nbd_wire_encode_request(hdr, &w);
 	mutex_lock(&conn->tx_mutex);
-	if (!nbdws_conn_dead(conn) && !conn->tx_cur)
-		kernel_sendmsg(conn->sock, &msg, &kv, 1, sizeof(hdr));
+	if (conn->ws.on) {
+		kv.iov_base = frame;
+		kv.iov_len = nbdws_ws_small_frame(conn, frame, WS_OP_BINARY,
+						  hdr, sizeof(hdr));
+	}
+	if (!nbdws_conn_dead(conn) && !conn->tx_cur &&
+	    conn->ws.ctl_off == conn->ws.ctl_len)
+		kernel_sendmsg(conn->sock, &msg, &kv, 1, kv.iov_len);
 	mutex_unlock(&conn->tx_mutex);
 }
 
@@ -284,7 +305,16 @@ static void nbdws_conn_dead_work(struct work_struct *work)
 	struct nbdws_dev *dev = conn->dev;
 	u32 reason = READ_ONCE(conn->reason);
 	bool wait = false, fail = false;
+	char ws_text[sizeof(conn->ws.end_text)];
+	u16 ws_code = 0;
 
+	if (test_bit(NBDWS_CONN_F_SOCK, &conn->flags))
+		nbdws_ws_send_close(conn, reason);
+	if (reason == NBDWS_REASON_WS_CLOSE ||
+	    reason == NBDWS_REASON_WS_PROTOCOL) {
+		ws_code = conn->ws.end_code;
+		strscpy(ws_text, conn->ws.end_text, sizeof(ws_text));
+	}
 	nbdws_conn_quiesce(conn);
 	if (reason != NBDWS_REASON_USER)
 		dev_warn(disk_to_dev(dev->disk), "connection %u dead (reason %u)\n",
@@ -306,7 +336,11 @@ static void nbdws_conn_dead_work(struct work_struct *work)
 		mod_delayed_work(nbdws_wq, &dev->dead_timeout_work,
 				 msecs_to_jiffies(dev->dead_timeout_ms));
 
-	nbdws_event(dev, NBDWS_EVENT_CONN_DEAD, conn->id, reason);
+	if (ws_code)
+		nbdws_event_ws(dev, NBDWS_EVENT_CONN_DEAD, conn->id, reason,
+			       ws_code, ws_text);
+	else
+		nbdws_event(dev, NBDWS_EVENT_CONN_DEAD, conn->id, reason);
 }
 
 void nbdws_dead_timeout_work(struct work_struct *work)

@@ -100,15 +100,19 @@ static int nbdws_nl_parse_conn(struct genl_info *info, struct nlattr *c,
 	nc->p.transport = NBDWS_TRANSPORT_PLAIN;
 	if (tb[NBDWS_CONN_A_TRANSPORT])
 		nc->p.transport = nla_get_u32(tb[NBDWS_CONN_A_TRANSPORT]);
-	if (nc->p.transport != NBDWS_TRANSPORT_PLAIN) {
-		NL_SET_ERR_MSG_ATTR(extack, tb[NBDWS_CONN_A_TRANSPORT],
-				    "WebSocket transports are not supported yet");
-		return -EOPNOTSUPP;
-	}
-	if (tb[NBDWS_CONN_A_PING_MS] && nla_get_u32(tb[NBDWS_CONN_A_PING_MS])) {
+	nc->p.ping_ms = 0;
+	if (tb[NBDWS_CONN_A_PING_MS])
+		nc->p.ping_ms = nla_get_u32(tb[NBDWS_CONN_A_PING_MS]);
+	if (nc->p.ping_ms && nc->p.transport == NBDWS_TRANSPORT_PLAIN) {
 		NL_SET_ERR_MSG_ATTR(extack, tb[NBDWS_CONN_A_PING_MS],
 				    "keepalive pings need a WebSocket transport");
 		return -EINVAL;
+	}
+	if (nc->p.ping_ms && (nc->p.ping_ms < NBDWS_MIN_PING_MS ||
+			      nc->p.ping_ms > NBDWS_MAX_PING_MS)) {
+		NL_SET_ERR_MSG_ATTR(extack, tb[NBDWS_CONN_A_PING_MS],
+				    "keepalive interval must be 100 ms to 1 hour");
+		return -ERANGE;
 	}
 	nc->slot = NBDWS_SLOT_ANY;
 	if (tb[NBDWS_CONN_A_ID])
@@ -668,6 +672,7 @@ static int nbdws_nl_put_conn(struct sk_buff *skb, struct nbdws_conn *conn)
 		return -EMSGSIZE;
 	if (nla_put_u32(skb, NBDWS_CONN_A_ID, conn->id) ||
 	    nla_put_u32(skb, NBDWS_CONN_A_TRANSPORT, conn->transport) ||
+	    nla_put_u32(skb, NBDWS_CONN_A_PING_MS, conn->ws.ping_ms) ||
 	    nla_put_u32(skb, NBDWS_CONN_A_STATE,
 			dead ? NBDWS_CONN_DEAD : NBDWS_CONN_ALIVE) ||
 	    nla_put_u32(skb, NBDWS_CONN_A_REASON, READ_ONCE(conn->reason)) ||
@@ -777,6 +782,16 @@ static int nbdws_nl_status_dump(struct sk_buff *skb,
  */
 void nbdws_event(struct nbdws_dev *dev, u32 event, int conn_id, u32 reason)
 {
+	nbdws_event_ws(dev, event, conn_id, reason, 0, NULL);
+}
+
+/*
+ * An event; @ws_code (0: none) and @ws_reason say how a WebSocket
+ * connection ended: the peer's close frame or the violation we closed for.
+ */
+void nbdws_event_ws(struct nbdws_dev *dev, u32 event, int conn_id, u32 reason,
+		    u16 ws_code, const char *ws_reason)
+{
 	struct sk_buff *skb;
 	struct nlattr *nest;
 	void *hdr;
@@ -791,6 +806,9 @@ void nbdws_event(struct nbdws_dev *dev, u32 event, int conn_id, u32 reason)
 	    nla_put_string(skb, NBDWS_A_DISK_NAME, dev->disk->disk_name) ||
 	    nla_put_u32(skb, NBDWS_A_EVENT, event) ||
 	    nla_put_u32(skb, NBDWS_A_REASON, reason))
+		goto fail;
+	if (ws_code && (nla_put_u16(skb, NBDWS_A_WS_CLOSE_CODE, ws_code) ||
+			nla_put_string(skb, NBDWS_A_WS_CLOSE_REASON, ws_reason)))
 		goto fail;
 	if (conn_id >= 0) {
 		nest = nla_nest_start(skb, NBDWS_A_CONN);

@@ -23,6 +23,7 @@
 #include <linux/nbdws.h>
 
 #include "nbd_wire.h"
+#include "ws_frame.h"
 
 struct netlink_ext_ack;
 struct nlattr;
@@ -53,16 +54,75 @@ struct nbdws_req {
 	unsigned long queued_at;	/* jiffies, for debugfs */
 	u16 nbd_type;
 	bool zcopy;			/* payload pages may be spliced */
-	u8 hdr_off;			/* header bytes already sent */
-	u8 hdr[NBDP_REQUEST_SIZE];
+	/*
+	 * Wire header: the NBD request at hdr + WS_MAX_HEADER, and on a
+	 * WebSocket connection the frame header right before it, from
+	 * hdr + hdr_start. hdr_off counts the bytes of it already sent.
+	 */
+	u8 hdr_start;
+	u8 hdr_off;
+	u8 hdr[WS_MAX_HEADER + NBDP_REQUEST_SIZE];
 	struct bio *tx_bio;		/* bio whose payload is being sent */
 	struct iov_iter tx_iter;
+	/* ws-client role: the frame's mask and the masked payload copy. */
+	u8 mask_key[4];
+	bool mfrag_spare;		/* mfrag is the connection's spare page */
+	u64 mask_pos;			/* frame offset of the next byte */
+	u8 *mfrag;			/* masked bytes not yet sent */
+	u16 mfrag_len;
+	u16 mfrag_off;
 };
+
+static inline u8 *nbdws_req_nbd_hdr(struct nbdws_req *cmd)
+{
+	return cmd->hdr + WS_MAX_HEADER;
+}
 
 /* Connection flag bits (nbdws_conn.flags). */
 enum {
 	NBDWS_CONN_F_DEAD,		/* no new requests; teardown scheduled */
 	NBDWS_CONN_F_SOCK,		/* sock is set and callbacks installed */
+};
+
+/*
+ * WebSocket side of a connection (transport ws-server or ws-client). The
+ * decoder belongs to rx_work, the frame being sent to the tx_mutex holder;
+ * the requests for control frames pass between them under send_lock.
+ */
+struct nbdws_ws {
+	bool on;			/* WebSocket framing on this socket */
+	bool mask;			/* client role: we mask what we send */
+	u32 ping_ms;			/* keepalive interval, 0 = off */
+	struct ws_dec dec;
+
+	/* Control frames the sender owes; under send_lock. */
+	bool pong_pending;
+	bool ping_pending;
+	u8 pong_len;
+	u8 pong_data[WS_MAX_CONTROL];
+	u64 ping_seq;			/* payload of the latest ping */
+	bool ping_outstanding;		/* sent, no matching pong yet */
+
+	/* The control frame being sent; under tx_mutex. */
+	u8 ctl_len;
+	u8 ctl_off;
+	u8 ctl[WS_MAX_HEADER + WS_MAX_CONTROL];
+
+	struct delayed_work ping_work;
+
+	/*
+	 * How the connection ended, set before it is marked dead: the code
+	 * our close frame carries (0: derive it from the dead reason) and
+	 * what CONN_DEAD reports (the peer's close, or our violation).
+	 */
+	u32 end_reason;			/* 0 or enum nbdws_dead_reason */
+	u16 close_code;
+	u16 end_code;
+	char end_text[WS_MAX_CONTROL - 1];
+
+	/* Client role: pages the masked payload is copied into. */
+	struct page_frag_cache frag;
+	struct page *spare;		/* when the frag cache is out of memory */
 };
 
 struct nbdws_conn {
@@ -97,6 +157,9 @@ struct nbdws_conn {
 
 	struct work_struct dead_work;
 	atomic64_t stats[__NBDWS_STAT_A_MAX];
+
+	bool ktls;			/* a ULP (kTLS) owns the byte stream */
+	struct nbdws_ws ws;
 };
 
 struct nbdws_dev {
@@ -194,6 +257,7 @@ void nbdws_requeue_conn(struct nbdws_conn *conn);
 struct nbdws_conn_params {
 	struct socket *sock;
 	u32 transport;
+	u32 ping_ms;
 	const void *preread;
 	size_t preread_len;
 };
@@ -246,6 +310,23 @@ void nbdws_tx_prepare(struct nbdws_dev *dev, struct request *rq, u16 type,
 void nbdws_tx_work(struct work_struct *work);
 void nbdws_tx_kick(struct nbdws_conn *conn, bool inline_ok);
 
+/* ws_tx.c: WebSocket framing of what we send, control frames, keepalive. */
+int nbdws_ws_attach(struct nbdws_conn *conn, u32 transport, u32 ping_ms);
+void nbdws_ws_start(struct nbdws_conn *conn);
+void nbdws_ws_stop(struct nbdws_conn *conn);
+void nbdws_ws_release(struct nbdws_conn *conn);
+void nbdws_ws_tx_begin(struct nbdws_conn *conn, struct nbdws_req *cmd);
+int nbdws_ws_tx_payload(struct nbdws_conn *conn, struct nbdws_req *cmd,
+			bool more);
+void nbdws_ws_tx_drop(struct nbdws_req *cmd);
+int nbdws_ws_tx_control(struct nbdws_conn *conn);
+bool nbdws_ws_tx_pending(struct nbdws_conn *conn);
+size_t nbdws_ws_small_frame(struct nbdws_conn *conn, u8 *out, u8 opcode,
+			    const void *data, size_t len);
+void nbdws_ws_send_close(struct nbdws_conn *conn, u32 reason);
+void nbdws_ws_queue_pong(struct nbdws_conn *conn, const u8 *data, u8 len);
+void nbdws_ws_got_pong(struct nbdws_conn *conn, const u8 *data, u8 len);
+
 /* rx.c: receive path. */
 void nbdws_rx_work(struct work_struct *work);
 void nbdws_rx_reset(struct nbdws_conn *conn);
@@ -254,6 +335,8 @@ void nbdws_rx_reset(struct nbdws_conn *conn);
 int nbdws_genl_init(void);
 void nbdws_genl_exit(void);
 void nbdws_event(struct nbdws_dev *dev, u32 event, int conn_id, u32 reason);
+void nbdws_event_ws(struct nbdws_dev *dev, u32 event, int conn_id, u32 reason,
+		    u16 ws_code, const char *ws_reason);
 
 /* debugfs.c */
 void nbdws_debugfs_init(void);

@@ -10,8 +10,13 @@
  * read payload goes straight from the source into the request's bio pages,
  * and only after the header was matched to a request in flight on this
  * very connection with the current generation. Anything else ends the
- * connection (and only it). A framing layer (WebSocket) slots in as a
- * source that wraps another source.
+ * connection (and only it). The WebSocket layer (ws_rx.c) is a source
+ * that wraps another source.
+ *
+ * A kTLS socket is read with recvmsg on every kernel: before 6.3 kTLS has
+ * no read_sock at all (and TCP's would hand over ciphertext), and recvmsg
+ * is what reports TLS records that are not application data, such as the
+ * peer's close_notify alert.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -20,20 +25,18 @@
 #include <linux/skbuff.h>
 #include <net/sock.h>
 #include <net/tcp.h>
+#include <net/tls.h>
 
 #include "nbdws.h"
+#include "rx_src.h"
+
+/* TLS record content types (RFC 8446 5.1) that kTLS hands to recvmsg. */
+#define NBDWS_TLS_CT_ALERT	21
+#define NBDWS_TLS_CT_DATA	23
+#define NBDWS_TLS_ALERT_CLOSE_NOTIFY	0
 
 /* Time rx_work may keep its CPU with recvmsg before it yields. */
 #define NBDWS_RX_BUDGET_JIFFIES	max(1UL, msecs_to_jiffies(2))
-
-struct nbdws_rx_src {
-	/*
-	 * Copy up to iov_iter_count(@to) bytes into @to, advancing it.
-	 * Returns the bytes copied, 0 when nothing is available right now,
-	 * -ESHUTDOWN at end of stream, or another negative errno.
-	 */
-	int (*pull)(struct nbdws_rx_src *src, struct iov_iter *to);
-};
 
 struct nbdws_skb_src {
 	struct nbdws_rx_src src;
@@ -58,16 +61,56 @@ static int nbdws_skb_pull(struct nbdws_rx_src *src, struct iov_iter *to)
 
 struct nbdws_sock_src {
 	struct nbdws_rx_src src;
-	struct socket *sock;
+	struct nbdws_conn *conn;
 	unsigned long deadline;
 	bool yielded;
 };
+
+struct nbdws_peek {
+	u8 *out;
+	size_t have;
+};
+
+static void nbdws_peek_piece(void *arg, u8 *p, size_t len)
+{
+	struct nbdws_peek *pk = arg;
+
+	memcpy(pk->out + pk->have, p, len);
+	pk->have += len;
+}
+
+/*
+ * recvmsg on a kTLS socket returned @n bytes of a record of type @type,
+ * written at @dst. Application data is stream; a close_notify alert is the
+ * peer's orderly end; anything else (other alerts, renegotiation) ends
+ * the connection.
+ */
+static int nbdws_tls_record(struct nbdws_sock_src *s, u8 type,
+			    const struct iov_iter *dst, int n)
+{
+	u8 alert[2] = { 0, 0xff };
+	struct nbdws_peek pk = { .out = alert };
+
+	if (type == NBDWS_TLS_CT_DATA)
+		return n;
+	nbdws_iter_each(dst, min_t(int, n, sizeof(alert)), nbdws_peek_piece,
+			&pk);
+	if (type == NBDWS_TLS_CT_ALERT &&
+	    alert[1] == NBDWS_TLS_ALERT_CLOSE_NOTIFY)
+		return -ESHUTDOWN;
+	dev_warn_ratelimited(disk_to_dev(s->conn->dev->disk),
+			     "connection %u: TLS record of type %u (%u %u) instead of data\n",
+			     s->conn->id, type, alert[0], alert[1]);
+	return -ECONNRESET;
+}
 
 static int nbdws_sock_pull(struct nbdws_rx_src *src, struct iov_iter *to)
 {
 	struct nbdws_sock_src *s = container_of(src, struct nbdws_sock_src,
 						src);
+	u8 cbuf[CMSG_SPACE(sizeof(u8))] __aligned(8);
 	struct msghdr msg = { .msg_flags = MSG_DONTWAIT };
+	struct cmsghdr *cm = (struct cmsghdr *)cbuf;
 	int ret;
 
 	if (time_after(jiffies, s->deadline)) {
@@ -75,11 +118,18 @@ static int nbdws_sock_pull(struct nbdws_rx_src *src, struct iov_iter *to)
 		return 0;
 	}
 	msg.msg_iter = *to;
-	ret = sock_recvmsg(s->sock, &msg, MSG_DONTWAIT);
+	if (s->conn->ktls) {
+		msg.msg_control = cbuf;
+		msg.msg_controllen = sizeof(cbuf);
+	}
+	ret = sock_recvmsg(s->conn->sock, &msg, MSG_DONTWAIT);
 	if (ret == -EAGAIN)
 		return 0;
 	if (!ret)
 		return -ESHUTDOWN;
+	if (ret > 0 && s->conn->ktls && msg.msg_controllen < sizeof(cbuf) &&
+	    cm->cmsg_level == SOL_TLS && cm->cmsg_type == TLS_GET_RECORD_TYPE)
+		ret = nbdws_tls_record(s, *(u8 *)CMSG_DATA(cm), to, ret);
 	if (ret > 0)
 		iov_iter_advance(to, ret);
 	return ret;
@@ -246,7 +296,7 @@ static int nbdws_rx_payload(struct nbdws_conn *conn, struct nbdws_rx_src *src)
 }
 
 /* Consume what @src has. Returns 0 when it is drained, or -errno. */
-static int nbdws_rx_feed(struct nbdws_conn *conn, struct nbdws_rx_src *src)
+static int nbdws_rx_parse(struct nbdws_conn *conn, struct nbdws_rx_src *src)
 {
 	int ret;
 
@@ -257,6 +307,17 @@ static int nbdws_rx_feed(struct nbdws_conn *conn, struct nbdws_rx_src *src)
 			ret = nbdws_rx_header(conn, src);
 	} while (ret > 0);
 	return ret;
+}
+
+/* Same, through the WebSocket layer when the connection has one. */
+static int nbdws_rx_feed(struct nbdws_conn *conn, struct nbdws_rx_src *src)
+{
+	struct nbdws_ws_src ws;
+
+	if (!conn->ws.on)
+		return nbdws_rx_parse(conn, src);
+	nbdws_ws_src_init(&ws, conn, src);
+	return nbdws_rx_parse(conn, &ws.src);
 }
 
 static int nbdws_rx_actor(read_descriptor_t *desc, struct sk_buff *skb,
@@ -340,7 +401,7 @@ void nbdws_rx_work(struct work_struct *work)
 	} else if (!ret) {
 		struct nbdws_sock_src s = {
 			.src.pull = nbdws_sock_pull,
-			.sock = conn->sock,
+			.conn = conn,
 			.deadline = jiffies + NBDWS_RX_BUDGET_JIFFIES,
 		};
 
@@ -350,7 +411,8 @@ void nbdws_rx_work(struct work_struct *work)
 	}
 	up_read(&conn->dev->tags_rwsem);
 	if (ret < 0)
-		nbdws_conn_mark_dead(conn, nbdws_rx_reason(ret));
+		nbdws_conn_mark_dead(conn, conn->ws.end_reason ?:
+					   nbdws_rx_reason(ret));
 }
 
 /* Forget any partial reply: the connection is quiesced or new. */

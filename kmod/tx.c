@@ -8,7 +8,10 @@
  * a batch when the connection is idle, else by tx_work. The header goes out with MSG_MORE so that
  * header and payload leave together, and the payload pages of a write are
  * handed to the socket by reference (sendpage or MSG_SPLICE_PAGES, see
- * compat.h) in as few calls as the kernel allows. When the socket is full
+ * compat.h) in as few calls as the kernel allows. On a WebSocket
+ * connection each request is one binary frame (ws_tx.c builds its header
+ * in front of the NBD header), and control frames go out between two
+ * requests' frames. When the socket is full
  * the position is kept in the PDU and sk_write_space restarts the work:
  * a partial send never requeues the request.
  */
@@ -58,11 +61,13 @@ void nbdws_tx_prepare(struct nbdws_dev *dev, struct request *rq, u16 type,
 		w.offset = (u64)blk_rq_pos(rq) << SECTOR_SHIFT;
 		w.length = blk_rq_bytes(rq);
 	}
-	nbd_wire_encode_request(cmd->hdr, &w);
+	nbd_wire_encode_request(nbdws_req_nbd_hdr(cmd), &w);
 	cmd->cookie = w.cookie;
 	cmd->nbd_type = type;
 	cmd->error = 0;
+	cmd->hdr_start = WS_MAX_HEADER;
 	cmd->hdr_off = 0;
+	cmd->mfrag = NULL;
 	cmd->queued_at = jiffies;
 	cmd->tx_bio = NULL;
 	if (type == NBDP_CMD_WRITE && rq->bio) {
@@ -75,10 +80,12 @@ void nbdws_tx_prepare(struct nbdws_dev *dev, struct request *rq, u16 type,
 static int nbdws_tx_header(struct nbdws_conn *conn, struct nbdws_req *cmd,
 			   bool more)
 {
-	while (cmd->hdr_off < NBDP_REQUEST_SIZE) {
+	unsigned int len = sizeof(cmd->hdr) - cmd->hdr_start;
+
+	while (cmd->hdr_off < len) {
 		struct kvec kv = {
-			.iov_base = cmd->hdr + cmd->hdr_off,
-			.iov_len = NBDP_REQUEST_SIZE - cmd->hdr_off,
+			.iov_base = cmd->hdr + cmd->hdr_start + cmd->hdr_off,
+			.iov_len = len - cmd->hdr_off,
 		};
 		struct msghdr msg = {
 			.msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL |
@@ -108,6 +115,8 @@ static int nbdws_tx_send(struct nbdws_conn *conn, struct nbdws_req *cmd,
 	ret = nbdws_tx_header(conn, cmd, more || cmd->tx_bio);
 	if (ret)
 		return ret;
+	if (conn->ws.mask && cmd->tx_bio)
+		return nbdws_ws_tx_payload(conn, cmd, more);
 
 	while (cmd->tx_bio) {
 		struct bio *next = cmd->tx_bio->bi_next;
@@ -140,8 +149,20 @@ static bool nbdws_tx_drain(struct nbdws_conn *conn)
 
 	while (!nbdws_conn_dead(conn)) {
 		struct nbdws_req *cmd = conn->tx_cur;
-		bool more;
+		bool more, begin = false;
 		int ret;
+
+		/* Between two frames: control frames go first. */
+		if (!cmd && conn->ws.on) {
+			ret = nbdws_ws_tx_control(conn);
+			if (ret == -EAGAIN)
+				return false;
+			if (ret) {
+				nbdws_conn_mark_dead(conn,
+						     NBDWS_REASON_SOCKET_ERROR);
+				return false;
+			}
+		}
 
 		spin_lock_bh(&conn->send_lock);
 		if (!cmd) {
@@ -153,9 +174,12 @@ static bool nbdws_tx_drain(struct nbdws_conn *conn)
 			}
 			list_del_init(&cmd->node);
 			WRITE_ONCE(conn->tx_cur, cmd);
+			begin = true;
 		}
 		more = !list_empty(&conn->send_list);
 		spin_unlock_bh(&conn->send_lock);
+		if (begin && conn->ws.on)
+			nbdws_ws_tx_begin(conn, cmd);
 
 		ret = nbdws_tx_send(conn, cmd, more);
 		if (ret == -EAGAIN)

@@ -12,9 +12,10 @@
 static int open_plain(const struct nbd_uri *uri, int timeout_ms,
 		      struct nbdws_err *err)
 {
+	/* WebSocket URIs have their own dialer, ws_dial(). */
 	if (uri->scheme == NBD_URI_WS || uri->scheme == NBD_URI_WSS)
 		return nbdws_err_set(err, -EPROTONOSUPPORT,
-				     "%s:// URIs are not supported yet: the WebSocket transport is still being written; use nbd:// or nbd+unix://",
+				     "%s:// URIs need the WebSocket dialer (ws_dial)",
 				     nbd_uri_scheme_name(uri->scheme));
 	return nbd_sock_connect_uri(uri, timeout_ms, err);
 }

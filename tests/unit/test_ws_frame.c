@@ -110,7 +110,12 @@ static void run_add_ev(struct run *r, enum ws_ev_type t, u16 code,
 		memcpy(e->payload, p, len);
 }
 
-enum split { SPLIT_WHOLE, SPLIT_BYTE, SPLIT_RANDOM, SPLIT_AT };
+/*
+ * SPLIT_WANT feeds the way nbdws.ko's receive path does: exactly
+ * ws_dec_want() bytes while a header or control payload is being read,
+ * random pieces of data payload.
+ */
+enum split { SPLIT_WHOLE, SPLIT_BYTE, SPLIT_RANDOM, SPLIT_WANT, SPLIT_AT };
 
 /*
  * Feed @s to a fresh decoder in pieces chosen by @mode, moving data payload
@@ -127,6 +132,7 @@ static void feed(bool role, const u8 *s, size_t len, enum split mode,
 
 	ws_dec_init(&d, role);
 	while (!stopped && (pos < len || len == 0)) {
+		bool hdr_piece = mode == SPLIT_WANT && ws_dec_want(&d);
 		size_t n, off = 0;
 		u8 *c;
 
@@ -141,6 +147,18 @@ static void feed(bool role, const u8 *s, size_t len, enum split mode,
 			n = 1 + (size_t)rand_r(&seed) % (rand_r(&seed) % 8 ?
 							 17 : 3000);
 			break;
+		case SPLIT_WANT: {
+			u64 left = ws_dec_data_left(&d);
+
+			n = ws_dec_want(&d);
+			if (!n && left)
+				n = 1 + (size_t)rand_r(&seed) % 5000;
+			if (n > left && left)
+				n = (size_t)left;
+			if (!n)
+				n = 1;	/* stopped: the end event repeats */
+			break;
+		}
 		default:
 			n = pos < at ? at - pos : len - pos;
 			break;
@@ -169,6 +187,11 @@ static void feed(bool role, const u8 *s, size_t len, enum split mode,
 				u64 left = ws_dec_data_left(&d);
 				size_t take = n - off;
 
+				if (hdr_piece && take) {
+					r->problem = "want() read past a header";
+					stopped = true;
+					break;
+				}
 				if (!left) {
 					r->problem = "DATA with nothing left";
 					stopped = true;
@@ -256,8 +279,8 @@ static const char *feed_all_ways(bool role, const u8 *s, size_t len,
 	unsigned int seed;
 	size_t at;
 
-	for (int mode = SPLIT_WHOLE; mode <= SPLIT_RANDOM; mode++) {
-		for (seed = 1; seed <= (mode == SPLIT_RANDOM ? 40U : 1U);
+	for (int mode = SPLIT_WHOLE; mode <= SPLIT_WANT; mode++) {
+		for (seed = 1; seed <= (mode >= SPLIT_RANDOM ? 40U : 1U);
 		     seed++) {
 			run_reset(&got);
 			feed(role, s, len, mode, seed, 0, &got);

@@ -30,6 +30,10 @@
  */
 #define NBDWS_PREREAD_MAX		4096
 
+/* Bounds of NBDWS_CONN_A_PING_MS when it is not 0 (off). */
+#define NBDWS_MIN_PING_MS		100
+#define NBDWS_MAX_PING_MS		3600000
+
 enum nbdws_cmd {
 	NBDWS_CMD_UNSPEC,
 	/* Create a device from connected sockets; replies with the device. */

@@ -238,8 +238,10 @@ class Peer:
     # ---- raw socket ------------------------------------------------------
 
     def send_raw(self, data):
+        # MSG_NOSIGNAL: the kernel may close TCP right after its close
+        # frame (RFC 6455 7.1.7); our echo then meets a reset socket.
         try:
-            self.sock.sendall(data)
+            self.sock.sendall(data, socket.MSG_NOSIGNAL)
         except (BrokenPipeError, ConnectionResetError) as e:
             raise PeerClosed("send: %s" % e)
 
