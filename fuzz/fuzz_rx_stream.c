@@ -64,6 +64,13 @@ static void feed_cut(struct rx_ws *w, struct rx_sim *plain, const u8 *s,
 		size_t n = piece(pat, &rng, pos, len, seed);
 		u8 *c;
 
+		/*
+		 * Odd seeds read frame headers and control payloads the way
+		 * nbdws.ko does: exactly the bytes the decoder asks for.
+		 */
+		if (w && (seed & 1) && ws_dec_want(&w->dec))
+			n = ws_dec_want(&w->dec);
+
 		if (n > len - pos)
 			n = len - pos;
 		c = block + len - n;

@@ -6,7 +6,8 @@
  * BLK_MQ_F_BLOCKING only so that it may send on an idle connection itself,
  * under a mutex it merely tries to take): it turns the request into an
  * NBD header in the request's own PDU and hands it to a live connection's
- * send list, preferring the connection of its hardware queue. When no
+ * send list, preferring the connection of its hardware queue; the end of
+ * the dispatch batch (bd->last, or commit_rqs) sends it. When no
  * connection is alive the request is parked on the device's held list until
  * a RECONFIGURE brings a socket back or the dead-connection timeout fails
  * it. A request is only ever completed after the server's reply, so a
@@ -58,9 +59,8 @@ static blk_status_t nbdws_map_op(struct nbdws_dev *dev, struct request *rq,
 	}
 }
 
-/* Hand @rq to @conn unless it is dead; @last: end of a dispatch batch. */
-static bool nbdws_conn_enqueue(struct nbdws_conn *conn, struct request *rq,
-			       bool last)
+/* Hand @rq to @conn unless it is dead. */
+static bool nbdws_conn_enqueue(struct nbdws_conn *conn, struct request *rq)
 {
 	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
 	s64 now, peak;
@@ -84,8 +84,32 @@ static bool nbdws_conn_enqueue(struct nbdws_conn *conn, struct request *rq,
 			break;
 		peak = old;
 	}
-	nbdws_tx_kick(conn, last);
 	return true;
+}
+
+/*
+ * End of a dispatch batch (the last queue_rq of it, or commit_rqs when
+ * blk-mq cut it short): send what the batch handed to the connections.
+ * Nothing is sent before, so a batch leaves in as few segments as the
+ * socket allows, from this context when the connection is idle, without
+ * a work item hop per request.
+ */
+static void nbdws_kick_batch(struct nbdws_dev *dev)
+{
+	/* Pairs with nbdws_dev_grow(): slots below nr are set up. */
+	unsigned int nr = smp_load_acquire(&dev->nr_conns), i;
+
+	for (i = 0; i < nr; i++) {
+		struct nbdws_conn *conn = dev->conns[i];
+
+		if (!list_empty_careful(&conn->send_list))
+			nbdws_tx_kick(conn, true);
+	}
+}
+
+static void nbdws_commit_rqs(struct blk_mq_hw_ctx *hctx)
+{
+	nbdws_kick_batch(hctx->queue->queuedata);
 }
 
 /*
@@ -152,7 +176,7 @@ static blk_status_t nbdws_queue_rq(struct blk_mq_hw_ctx *hctx,
 
 	status = nbdws_map_op(dev, rq, &type, &flags);
 	if (status)
-		return status;
+		goto out;
 
 	nbdws_tx_prepare(dev, rq, type, flags);
 	blk_mq_start_request(rq);
@@ -161,15 +185,21 @@ static blk_status_t nbdws_queue_rq(struct blk_mq_hw_ctx *hctx,
 		unsigned int i;
 
 		for (i = 0; i < nr; i++) {
-			if (nbdws_conn_enqueue(dev->conns[(first + i) % nr], rq,
-					       bd->last))
-				return BLK_STS_OK;
+			if (nbdws_conn_enqueue(dev->conns[(first + i) % nr],
+					       rq)) {
+				status = BLK_STS_OK;
+				goto out;
+			}
 		}
 		if (nbdws_hold(dev, rq, &status))
-			return status;
+			goto out;
 	}
 	/* Connections are flapping: let blk-mq retry a little later. */
-	return BLK_STS_RESOURCE;
+	status = BLK_STS_RESOURCE;
+out:
+	if (bd->last)
+		nbdws_kick_batch(dev);
+	return status;
 }
 
 static void nbdws_complete_rq(struct request *rq)
@@ -235,6 +265,7 @@ static int nbdws_init_request(struct blk_mq_tag_set *set, struct request *rq,
 
 const struct blk_mq_ops nbdws_mq_ops = {
 	.queue_rq	= nbdws_queue_rq,
+	.commit_rqs	= nbdws_commit_rqs,
 	.complete	= nbdws_complete_rq,
 	.timeout	= nbdws_timeout,
 	.init_hctx	= nbdws_init_hctx,

@@ -69,8 +69,8 @@ struct nbdws_req {
 	bool mfrag_spare;		/* mfrag is the connection's spare page */
 	u64 mask_pos;			/* frame offset of the next byte */
 	u8 *mfrag;			/* masked bytes not yet sent */
-	u16 mfrag_len;
-	u16 mfrag_off;
+	u32 mfrag_len;
+	u32 mfrag_off;
 };
 
 static inline u8 *nbdws_req_nbd_hdr(struct nbdws_req *cmd)

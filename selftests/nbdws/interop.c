@@ -628,4 +628,138 @@ TEST_F_TIMEOUT(single, four_connections, 240)
 	disconnect_dev(_metadata, &self->index);
 }
 
+/* ---- FLUSH across connections ------------------------------------------ */
+
+#define SEED_F	0x666c757368ULL		/* what the flush test writes */
+
+struct pinned_write_arg {
+	char path[64];
+	int cpu;
+	uint64_t off, len;
+};
+
+/* O_DIRECT writes from one CPU, so they go out on that CPU's queue. */
+static int pinned_write_child(void *p)
+{
+	struct pinned_write_arg *a = p;
+	cpu_set_t set;
+	uint64_t off;
+	void *buf;
+	int fd, ret = 0;
+
+	CPU_ZERO(&set);
+	CPU_SET(a->cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		return errno;
+	if (posix_memalign(&buf, 4096, 64 * 1024))
+		return ENOMEM;
+	fd = open(a->path, O_WRONLY | O_DIRECT);
+	if (fd < 0)
+		return errno;
+	for (off = a->off; off < a->off + a->len && !ret; off += 64 * 1024) {
+		tu_pattern(buf, off, 64 * 1024, SEED_F);
+		ret = tu_pwrite_full(fd, buf, 64 * 1024, off);
+	}
+	close(fd);
+	free(buf);
+	return ret;
+}
+
+/*
+ * The NBD spec's rule for CAN_MULTI_CONN servers: a FLUSH covers the
+ * writes the server has replied to on any connection before the FLUSH
+ * arrived. So the client must not send the FLUSH that fsync() asks for
+ * until every write it covers has been replied to, on whichever
+ * connection it went. The server's log (one line per request start and
+ * end, in order) shows what it saw: the FLUSH must start after the last
+ * write returned, and the writes must have used more than one connection.
+ */
+TEST_F_TIMEOUT(single, flush_after_writes_on_all_connections, 300)
+{
+	const char *pre[] = { "--filter=log", NULL };
+	const char *opts[] = { "-c", "4", NULL };
+	int ncpu = sysconf(_SC_NPROCESSORS_ONLN), i, rc, res, fd;
+	struct pinned_write_arg wa[2];
+	char logarg[400], dev[64], *log, *line, *save;
+	long last_write_ret = -1, flush_start = -1, n = 0;
+	bool conn_seen[64] = { false };
+	int conns_used = 0;
+	uint8_t *expect;
+	pid_t pid[2];
+
+	ASSERT_EQ(0, peer_scratch(&self->peer));
+	ASSERT_EQ(0, tu_make_image(self->peer.image, IMG_SIZE, SEED_A));
+	snprintf(logarg, sizeof(logarg), "logfile=%s", self->peer.log);
+	{
+		const char *plug[] = { "file", self->peer.image, logarg,
+				       NULL };
+
+		ASSERT_EQ(0, peer_start_nbdkit(&self->peer, false, pre, plug));
+	}
+	ASSERT_EQ(0, connect_dev(_metadata, opts, self->peer.uri,
+				 &self->index));
+	nbdws_dev_path(self->index, dev, sizeof(dev));
+
+	for (i = 0; i < 2; i++) {
+		snprintf(wa[i].path, sizeof(wa[i].path), "%s", dev);
+		wa[i].cpu = i % ncpu;
+		wa[i].off = (uint64_t)i * (IMG_SIZE / 2);
+		wa[i].len = IMG_SIZE / 2;
+		pid[i] = tu_child_start(pinned_write_child, &wa[i]);
+	}
+	for (i = 0; i < 2; i++) {
+		res = -1;
+		ASSERT_EQ(0, tu_child_wait(pid[i], 120000, &res));
+		ASSERT_EQ(0, res) TH_LOG("writer %d: %s", i, strerror(res));
+	}
+	/* Every write is replied to; now the FLUSH. */
+	fd = open(dev, O_WRONLY);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, fsync(fd)) TH_LOG("fsync: %s", strerror(errno));
+	close(fd);
+	disconnect_dev(_metadata, &self->index);
+
+	log = malloc(4 << 20);
+	ASSERT_NE(NULL, log);
+	rc = tu_sh(10000, log, 4 << 20, "cat '%s'", self->peer.log);
+	ASSERT_EQ(0, rc);
+	for (line = strtok_r(log, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save), n++) {
+		const char *c = strstr(line, "connection=");
+		int id = c ? atoi(c + 11) : -1;
+
+		/*
+		 * The log filter writes "connection=N Write id=K ... ..." when
+		 * a request starts and "connection=N ...Write id=K return=R"
+		 * when it ends, each line whole and in order.
+		 */
+		if (strstr(line, " ...Write id=") && strstr(line, "return=")) {
+			last_write_ret = n;
+			if (id >= 0 && id < 64 && !conn_seen[id]) {
+				conn_seen[id] = true;
+				conns_used++;
+			}
+		} else if (strstr(line, " Flush id=")) {
+			/* A request's start; its end reads "...Flush id=". */
+			flush_start = n;
+		}
+	}
+	free(log);
+	ASSERT_LE(0, last_write_ret) TH_LOG("no write in the server's log");
+	ASSERT_LE(0, flush_start) TH_LOG("no FLUSH reached the server");
+	EXPECT_LT(last_write_ret, flush_start)
+		TH_LOG("the last FLUSH (log line %ld) started before the last write returned (line %ld)",
+		       flush_start, last_write_ret);
+	EXPECT_LE(ncpu >= 2 ? 2 : 1, conns_used)
+		TH_LOG("writes from %d CPUs used %d connection(s)", ncpu,
+		       conns_used);
+
+	/* And the backing file has every byte. */
+	expect = malloc(IMG_SIZE);
+	ASSERT_NE(NULL, expect);
+	tu_pattern(expect, 0, IMG_SIZE, SEED_F);
+	EXPECT_EQ(-1, file_vs_buf(self->peer.image, expect, IMG_SIZE));
+	free(expect);
+}
+
 TEST_HARNESS_MAIN
