@@ -8,6 +8,11 @@
 # devices back to back and appends one JSON record per measurement (or per
 # row that could not run, with the reason) to $BENCH_OUT/records.jsonl.
 #
+# The WebSocket clients (nbdws-plain, nbdws-ws-server, nbdws-ws-client,
+# nbdws-wss) are all nbdws.ko against the bench's own NBD server
+# (build/ws_nbd_peer, same backend forms as nbdkit's), so their ratios to
+# nbdws-plain measure the transport alone. See README.md.
+#
 # Environment: NBDWS_TOP, BENCH_SCRIPTS (where run.sh put its snapshot of
 # guest.sh, measure.py and rows.txt), BENCH_OUT, BENCH_RUNTIME (s),
 # BENCH_SIZE (fio region), BENCH_CLIENTS ("nbd nbdws"), BENCH_SERVERS
@@ -15,6 +20,8 @@
 # BENCH_ROWS (row names, empty = all), BENCH_REPEAT (runs of the whole row
 # sequence, default 1), NBDWS_KO (module file), NBDCTL, NBDWS_UNAVAILABLE
 # (why nbdws cannot run, as found on the host; empty when it can).
+# WebSocket clients: BENCH_PEER, BENCH_ATTACH (programs), BENCH_TLS_DIR
+# (cert.pem, key.pem for wss), PEER_UNAVAILABLE (why they cannot run).
 set -u
 
 cd "$NBDWS_TOP" || exit 1
@@ -27,8 +34,23 @@ log="$out/guest.log"
 : > "$log"
 
 declare -A port=([memory]=10809 [null]=10810)
+# The C peer's ports per form: plain NBD, ws://, wss://.
+declare -A pport=([memory]=10811 [null]=10821)
+# Servers are keyed KIND:FORM, KIND nbdkit or peer.
 declare -A srvpid=() srvuri=() srvsock=() srvwhy=() clientwhy=()
 failed=0
+
+# Which server a client runs against.
+server_kind() {
+	case "$1" in nbd|nbdws) echo nbdkit ;; *) echo peer ;; esac
+}
+needs() { # KIND: is any requested client served by it?
+	local c
+	for c in $BENCH_CLIENTS; do
+		[ "$(server_kind "$c")" = "$1" ] && return 0
+	done
+	return 1
+}
 
 # Progress goes to the console and to guest.log (the chroot has no
 # /dev/fd, so no process substitution).
@@ -75,25 +97,41 @@ echo 120 > /proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
 record kind=meta kernel="$(uname -r)" cpus:="$(nproc)" \
 	mem_kib:="$(awk '/^MemTotal/ { print $2 }' /proc/meminfo)" \
 	fio="$(fio --version)" nbdkit="$(nbdkit --version)" \
+	openssl="$(openssl version)" \
 	nbd_client="$(nbd-client -V 2>&1 | head -n 1)" \
 	runtime_s:="$BENCH_RUNTIME" size="$BENCH_SIZE" \
 	repeat:="${BENCH_REPEAT:-1}" \
 	transport="$BENCH_TRANSPORT"
 
 # ---- clients' kernel side ---------------------------------------------
+nbdws_loaded='' nbdws_why=''
+load_nbdws() { # once for all nbdws clients; the reason in nbdws_why
+	[ -z "$nbdws_loaded" ] || { [ -z "$nbdws_why" ]; return; }
+	nbdws_loaded=1
+	if [ -n "${NBDWS_UNAVAILABLE:-}" ]; then
+		nbdws_why=$NBDWS_UNAVAILABLE
+	elif [ ! -x "$NBDCTL" ]; then
+		nbdws_why="$NBDCTL is missing (make tools)"
+	elif ! insmod "$NBDWS_KO" 2> "$out/insmod-nbdws.err"; then
+		nbdws_why="insmod nbdws.ko failed: $(cat "$out/insmod-nbdws.err")"
+	fi
+	[ -z "$nbdws_why" ]
+}
 for c in $BENCH_CLIENTS; do
 	case "$c" in
 	nbd)
 		if ! modprobe nbd nbds_max=2 2> "$out/modprobe-nbd.err"; then
 			clientwhy[nbd]="modprobe nbd failed: $(cat "$out/modprobe-nbd.err")"
 		fi ;;
-	nbdws)
-		if [ -n "${NBDWS_UNAVAILABLE:-}" ]; then
-			clientwhy[nbdws]=$NBDWS_UNAVAILABLE
-		elif [ ! -x "$NBDCTL" ]; then
-			clientwhy[nbdws]="$NBDCTL is missing (make tools)"
-		elif ! insmod "$NBDWS_KO" 2> "$out/insmod-nbdws.err"; then
-			clientwhy[nbdws]="insmod nbdws.ko failed: $(cat "$out/insmod-nbdws.err")"
+	nbdws|nbdws-plain|nbdws-ws-server|nbdws-ws-client|nbdws-wss)
+		if ! load_nbdws; then
+			clientwhy[$c]=$nbdws_why
+		elif [ "$c" != nbdws ] && [ -n "${PEER_UNAVAILABLE:-}" ]; then
+			clientwhy[$c]=$PEER_UNAVAILABLE
+		elif [ "$c" = nbdws-wss ] &&
+		     ! modprobe tls 2> "$out/modprobe-tls.err"; then
+			# Both ends need the kernel's TLS for kTLS.
+			clientwhy[$c]="modprobe tls failed: $(cat "$out/modprobe-tls.err")"
 		fi ;;
 	*)
 		clientwhy[$c]="unknown client '$c'" ;;
@@ -106,6 +144,41 @@ for c in $BENCH_CLIENTS; do
 done
 
 # ---- servers ----------------------------------------------------------
+# Wait until an NBD server answers on URI and save what it offers.
+server_up() {
+	local key=$1 uri=$2 pid=$3
+	for _ in $(seq 300); do
+		nbdinfo --can connect "$uri" 2>/dev/null && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.5
+	done
+	nbdinfo --json "$uri" > "$out/nbdinfo-${key/:/-}.json"
+}
+
+# The bench's C peer for FORM: plain NBD, ws:// and wss:// listeners on
+# consecutive ports, and a control FIFO on which it is told to dial
+# ws_attach for the ws-server rows: one process and one backend for all
+# four clients.
+start_peer() {
+	local form=$1 key=peer:$1 p=${pport[$1]:-}
+	[ -n "$p" ] || { srvwhy[$key]="unknown server form '$form'"; return 1; }
+	rm -f "/tmp/bench-peer-$form.ctl"
+	mkfifo "/tmp/bench-peer-$form.ctl" || {
+		srvwhy[$key]="mkfifo /tmp/bench-peer-$form.ctl failed"; return 1; }
+	"$BENCH_PEER" --size 1G --backend "$form" \
+		--control "/tmp/bench-peer-$form.ctl" \
+		--plain "127.0.0.1:$p" --ws "127.0.0.1:$((p + 1))" \
+		--wss "127.0.0.1:$((p + 2))" \
+		--cert "$BENCH_TLS_DIR/cert.pem" --key "$BENCH_TLS_DIR/key.pem" \
+		2> "$out/peer-$form.err" &
+	srvpid[$key]=$!
+	srvuri[$key]="nbd://127.0.0.1:$p/"
+	if ! server_up "$key" "${srvuri[$key]}" "${srvpid[$key]}"; then
+		srvwhy[$key]="ws_nbd_peer $form did not come up on ${srvuri[$key]}: $(tail -c 500 "$out/peer-$form.err")"
+		return 1
+	fi
+}
+
 start_server() {
 	local form=$1 args
 	case "$form" in
@@ -116,24 +189,20 @@ start_server() {
 	# model); filling or mlocking 1 GiB first would take a minute.
 	memory) args=(memory 1G allocator=malloc) ;;
 	null) args=(null 1G) ;;
-	*) srvwhy[$form]="unknown server form '$form'"; return 1 ;;
+	*) srvwhy[nbdkit:$form]="unknown server form '$form'"; return 1 ;;
 	esac
+	local key=nbdkit:$form
 	if [ "$BENCH_TRANSPORT" = unix ]; then
-		srvsock[$form]=/tmp/bench-$form.sock
-		srvuri[$form]="nbd+unix:///?socket=${srvsock[$form]}"
-		nbdkit -f -U "${srvsock[$form]}" "${args[@]}" &
+		srvsock[$key]=/tmp/bench-$form.sock
+		srvuri[$key]="nbd+unix:///?socket=${srvsock[$key]}"
+		nbdkit -f -U "${srvsock[$key]}" "${args[@]}" &
 	else
-		srvuri[$form]="nbd://127.0.0.1:${port[$form]}/"
+		srvuri[$key]="nbd://127.0.0.1:${port[$form]}/"
 		nbdkit -f -i 127.0.0.1 -p "${port[$form]}" "${args[@]}" &
 	fi
-	srvpid[$form]=$!
-	for _ in $(seq 300); do
-		nbdinfo --can connect "${srvuri[$form]}" 2>/dev/null && break
-		kill -0 "${srvpid[$form]}" 2>/dev/null || break
-		sleep 0.5
-	done
-	if ! nbdinfo --json "${srvuri[$form]}" > "$out/nbdinfo-$form.json"; then
-		srvwhy[$form]="nbdkit $form did not come up on ${srvuri[$form]}"
+	srvpid[$key]=$!
+	if ! server_up "$key" "${srvuri[$key]}" "${srvpid[$key]}"; then
+		srvwhy[$key]="nbdkit $form did not come up on ${srvuri[$key]}"
 		return 1
 	fi
 }
@@ -146,22 +215,30 @@ print("true" if d["exports"][0]["can_multi_conn"] else "false")' "$1"
 }
 
 for s in $BENCH_SERVERS; do
-	say "starting nbdkit $s"
-	if start_server "$s"; then
-		record kind=server status=ok server="$s" uri="${srvuri[$s]}" \
-			can_multi_conn:="$(multi_conn "$out/nbdinfo-$s.json")"
-	else
-		say "server $s: ${srvwhy[$s]}"
-		record kind=server status=error server="$s" reason="${srvwhy[$s]}"
-		failed=1
-	fi
+	for kind in nbdkit peer; do
+		needs "$kind" || continue
+		say "starting $kind $s"
+		if case "$kind" in
+		   nbdkit) start_server "$s" ;;
+		   peer) start_peer "$s" ;;
+		   esac; then
+			record kind=server status=ok server="$s" software="$kind" \
+				uri="${srvuri[$kind:$s]}" \
+				can_multi_conn:="$(multi_conn "$out/nbdinfo-$kind-$s.json")"
+		else
+			say "$kind $s: ${srvwhy[$kind:$s]}"
+			record kind=server status=error server="$s" software="$kind" \
+				reason="${srvwhy[$kind:$s]}"
+			failed=1
+		fi
+	done
 done
 
 # ---- clients: connect / disconnect --------------------------------------
 connect_nbd() { # conns -> device on stdout
 	local form=$1 conns=$2 where
 	if [ "$BENCH_TRANSPORT" = unix ]; then
-		where=(-unix "${srvsock[$form]}")
+		where=(-unix "${srvsock[nbdkit:$form]}")
 	else
 		where=(127.0.0.1 "${port[$form]}")
 	fi
@@ -170,21 +247,78 @@ connect_nbd() { # conns -> device on stdout
 	echo /dev/nbd0
 }
 
-connect_nbdws() {
-	local form=$1 conns=$2 dev
+# nbdctl connect [OPTIONS...] -c CONNS URI -> device on stdout
+connect_nbdctl() {
+	local conns=$1 dev
+	shift
 	dev=$(timeout 60 "$NBDCTL" --module "$NBDWS_KO" connect -c "$conns" \
-		"${srvuri[$form]}") || return
+		"$@") || return
 	dev=${dev##*$'\n'}
 	case "$dev" in /dev/*) ;; *) dev=/dev/$dev ;; esac
 	[ -b "$dev" ] || { echo "nbdctl printed '$dev', not a block device" >&2; return 1; }
 	echo "$dev"
 }
 
+connect_nbdws() {
+	connect_nbdctl "$2" "${srvuri[nbdkit:$1]}"
+}
+
+# The ws-server role: ws_attach listens and hands the sockets to the
+# kernel; the form's peer dials it N times as a WebSocket client.
+connect_ws_server() {
+	local form=$1 conns=$2 pf="$out/attach.port" apid wport dev
+	rm -f "$pf"
+	timeout 90 "$BENCH_ATTACH" --listen 127.0.0.1:0 --conns "$conns" \
+		--port-file "$pf" > "$out/attach.out" &
+	apid=$!
+	for _ in $(seq 200); do
+		[ -s "$pf" ] && break
+		kill -0 "$apid" 2>/dev/null || break
+		sleep 0.1
+	done
+	wport=$(cat "$pf" 2>/dev/null) || { wait "$apid"; return 1; }
+	echo "127.0.0.1:$wport $conns" > "/tmp/bench-peer-$form.ctl"
+	wait "$apid" || { tail -c 1000 "$out/peer-$form.err" >&2; return 1; }
+	dev=$(tail -n 1 "$out/attach.out")
+	[ -b "$dev" ] || { echo "ws_attach printed '$dev', not a block device" >&2; return 1; }
+	echo "$dev"
+}
+
+connect_peer_client() { # CLIENT FORM CONNS -> device
+	local p=${pport[$2]}
+	case "$1" in
+	nbdws-plain) connect_nbdctl "$3" "nbd://127.0.0.1:$p/" ;;
+	nbdws-ws-client) connect_nbdctl "$3" "ws://127.0.0.1:$((p + 1))/" ;;
+	nbdws-wss) connect_nbdctl "$3" --cafile "$BENCH_TLS_DIR/cert.pem" \
+		"wss://127.0.0.1:$((p + 2))/" ;;
+	nbdws-ws-server) connect_ws_server "$2" "$3" ;;
+	esac
+}
+
+# A device that answers with wrong data would make every figure
+# meaningless: write 4 MiB of random bytes and read them back (memory),
+# or check that the null backend reads zeros after that write.
+data_check() {
+	local dev=$1 form=$2 f=/tmp/bench-check.bin want
+	want=$f
+	[ "$form" != null ] || want=/dev/zero
+	if ! head -c 4M /dev/urandom > "$f" ||
+	   ! dd if="$f" of="$dev" bs=1M oflag=direct status=none ||
+	   ! dd if="$dev" of="$f.back" bs=1M count=4 iflag=direct status=none; then
+		echo "data check on $dev: I/O failed" >&2
+		return 1
+	fi
+	if ! cmp -s -n 4M "$want" "$f.back"; then
+		echo "data check on $dev failed: the 4 MiB read back are not what was written (memory) or not zeros (null)" >&2
+		return 1
+	fi
+}
+
 disconnect() {
 	local client=$1 dev=$2
 	case "$client" in
 	nbd) timeout 60 nbd-client -d "$dev" ;;
-	nbdws) timeout 60 "$NBDCTL" disconnect "$dev" ;;
+	*) timeout 60 "$NBDCTL" disconnect "$dev" ;;
 	esac
 }
 
@@ -207,16 +341,17 @@ for s in $BENCH_SERVERS; do
 		declare -A dev=()
 		active=()
 		for c in $BENCH_CLIENTS; do
+			k=$(server_kind "$c")
 			if [ -n "${clientwhy[$c]:-}" ]; then
 				rows_not_run "$c" "$s" "$n" "${clientwhy[$c]}"
 				continue
 			fi
-			if [ -n "${srvwhy[$s]:-}" ]; then
-				rows_not_run "$c" "$s" "$n" "server: ${srvwhy[$s]}"
+			if [ -n "${srvwhy[$k:$s]:-}" ]; then
+				rows_not_run "$c" "$s" "$n" "server: ${srvwhy[$k:$s]}"
 				continue
 			fi
 			if [ "$n" -gt 1 ] &&
-			   [ "$(multi_conn "$out/nbdinfo-$s.json")" != true ]; then
+			   [ "$(multi_conn "$out/nbdinfo-$k-$s.json")" != true ]; then
 				rows_not_run "$c" "$s" "$n" "server does not advertise multi-conn"
 				failed=1
 				continue
@@ -226,7 +361,12 @@ for s in $BENCH_SERVERS; do
 			case "$c" in
 			nbd) d=$(connect_nbd "$s" "$n" 2> "$out/connect.err") || crc=$? ;;
 			nbdws) d=$(connect_nbdws "$s" "$n" 2> "$out/connect.err") || crc=$? ;;
+			*) d=$(connect_peer_client "$c" "$s" "$n" 2> "$out/connect.err") || crc=$? ;;
 			esac
+			if [ "$crc" = 0 ] && [ "$k" = peer ]; then
+				data_check "$d" "$s" 2>> "$out/connect.err" || crc=$?
+				[ "$crc" = 0 ] || disconnect "$c" "$d" >/dev/null 2>&1
+			fi
 			if [ "$crc" = 0 ]; then
 				cat "$out/connect.err"
 				dev[$c]=$d
@@ -247,6 +387,11 @@ for s in $BENCH_SERVERS; do
 			for c in "${active[@]}"; do
 				devargs+=(--device "$c=${dev[$c]}")
 			done
+			# Every server process the group's devices talk to.
+			for k in nbdkit peer; do
+				[ -z "${srvpid[$k:$s]:-}" ] ||
+					devargs+=(--server-pid "${srvpid[$k:$s]}")
+			done
 			say "$s, $n connection(s): ${#rows[@]} rows x ${active[*]}" \
 				"x ${BENCH_REPEAT:-1}, ${BENCH_RUNTIME}s each"
 			work="$out/fio-$s-$n"
@@ -254,7 +399,7 @@ for s in $BENCH_SERVERS; do
 				--rows "$BENCH_SCRIPTS/rows.txt" \
 				--only "${BENCH_ROWS:-}" --runtime "$BENCH_RUNTIME" \
 				--repeat "${BENCH_REPEAT:-1}" \
-				--size "$BENCH_SIZE" --server-pid "${srvpid[$s]}" \
+				--size "$BENCH_SIZE" \
 				--workdir "$work" --label server="$s" --label conns="$n" \
 				> "$work.jsonl" 2> "$work.err" || failed=1
 			cat "$work.jsonl" >> "$rec"
@@ -271,11 +416,11 @@ import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
     if r.get("status") == "ok":
-        print("bench:   %d %-18s %-6s %8.0f IOPS %7.1f MiB/s %8.1f CPU-s/GiB" %
+        print("bench:   %d %-18s %-15s %8.0f IOPS %7.1f MiB/s %8.1f CPU-s/GiB" %
               (r["rep"], r["row"], r["client"], r["iops"], r["mib_s"],
                r["cpu_s_per_gib"]))
     else:
-        print("bench:   %-18s %-6s FAILED: %s" % (r.get("row", ""),
+        print("bench:   %-18s %-15s FAILED: %s" % (r.get("row", ""),
               r.get("client", ""), r.get("reason")))' "$work.jsonl" | tee -a "$log"
 		fi
 

@@ -12,8 +12,9 @@ CPU time is read from /proc/stat (all CPUs) by each job's exec_prerun and
 exec_postrun, which fio runs right before a job's clock starts and right
 after its last I/O completed: the CPU window and the bytes fio counts
 cover the same run (no ramp_time, whose bytes fio leaves out of its
-totals). The server's own CPU time (/proc/PID/stat) is read in the same
-hooks, so the JSON can tell the server's cost from the rest.
+totals). The servers' own CPU time (/proc/PID/stat, summed over every
+--server-pid) is read in the same hooks, so the JSON can tell the
+servers' cost from the rest.
 
 With --repeat N the whole sequence runs N times; every run is a record
 of its own (field "rep") and the report takes the median.
@@ -50,7 +51,8 @@ def load_rows(path, only):
 
 
 def parse_snapshot(path):
-    """/proc/stat followed by the server's /proc/PID/stat, as cat wrote them."""
+    """/proc/stat followed by the servers' /proc/PID/stat, as cat wrote
+    them; the servers' times are summed."""
     cpu, server = None, None
     with open(path) as f:
         for line in f:
@@ -61,7 +63,7 @@ def parse_snapshot(path):
                 # comm may contain spaces: fields start after the last ')'.
                 fields = line[line.rindex(")") + 2:].split()
                 # utime, stime, cutime, cstime: fields 14-17 of stat.
-                server = sum(int(v) for v in fields[11:15])
+                server = (server or 0) + sum(int(v) for v in fields[11:15])
     if cpu is None:
         raise ValueError("no cpu line in %s" % path)
     return cpu, server
@@ -84,7 +86,8 @@ def main():
                     help="region of each device the rows touch")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run the whole row sequence this many times")
-    ap.add_argument("--server-pid", type=int, default=0)
+    ap.add_argument("--server-pid", type=int, action="append", default=[],
+                    help="a server process (repeat for several)")
     ap.add_argument("--workdir", required=True,
                     help="job file, fio output and hook snapshots go here")
     ap.add_argument("--label", action="append", default=[],
@@ -109,8 +112,8 @@ def main():
         labels[k] = int(v) if v.isdigit() else v
 
     hook = "cat /proc/stat"
-    if args.server_pid:
-        hook += " /proc/%d/stat" % args.server_pid
+    for pid in args.server_pid:
+        hook += " /proc/%d/stat" % pid
     os.makedirs(args.workdir, exist_ok=True)
     jobfile = os.path.join(args.workdir, "bench.fio")
     plan = []

@@ -17,7 +17,15 @@ import os
 import statistics
 import sys
 
-CLIENT_NAMES = {"nbd": "nbd.ko", "nbdws": "nbdws"}
+CLIENT_NAMES = {"nbd": "nbd.ko", "nbdws": "nbdws",
+                "nbdws-plain": "plain", "nbdws-ws-server": "ws server",
+                "nbdws-ws-client": "ws client", "nbdws-wss": "wss kTLS"}
+# The clients served by nbdkit (nbd.ko vs nbdws table) and those served by
+# the bench's C peer (transport table: ratios to nbdws-plain).
+NBDKIT_CLIENTS = ("nbd", "nbdws")
+PEER_BASE = "nbdws-plain"
+# Issue 4's target for ws-server/plain IOPS, shown, never asserted.
+TARGET_WS_SERVER = 0.9
 # Issue 3's targets for nbdws/nbd.ko IOPS, shown, never asserted.
 TARGET_QD32 = 1.3
 TARGET_OTHER = 1.0
@@ -138,9 +146,109 @@ def header(meta, host):
                        % (100 * share))
     out.append("CPU-s/GiB: guest CPU seconds (all vCPUs: user+nice+system+"
                "irq+softirq+steal) per GiB moved; lower is better")
-    out.append("ratios: nbdws/nbd.ko; IOPS x > 1 and CPU x < 1 favour nbdws"
-               + ("; with repetitions, the median of each repetition's "
-                  "ratio" if int(g("repeat", 1)) > 1 else ""))
+    clients = host.get("clients", list(NBDKIT_CLIENTS))
+    rep_note = ("; with repetitions, the median of each repetition's "
+                "ratio" if int(g("repeat", 1)) > 1 else "")
+    if any(c in NBDKIT_CLIENTS for c in clients):
+        out.append("ratios: nbdws/nbd.ko; IOPS x > 1 and CPU x < 1 favour "
+                   "nbdws" + rep_note)
+    if any(c not in NBDKIT_CLIENTS for c in clients):
+        out.append("transport tables: nbdws.ko against the bench's C NBD "
+                   "peer (ws_nbd_peer) over plain TCP, WebSocket (kernel "
+                   "as ws server / ws client) and wss with kTLS; ratios "
+                   "x are to plain in the same group" + rep_note)
+    return out
+
+
+def cell_runs(ctx, s, n, row, c):
+    """(summary or None, text for a cell that has no figures)."""
+    notes = ctx["notes"]
+    runs = ctx["groups"].get((s, n, row, c), [])
+    bad = [r for r in runs if r.get("status") != "ok"]
+    if not runs:
+        return None, "missing " + notes.ref("no record: the guest stopped "
+                                            "before this row")
+    if bad:
+        word = "FAILED" if any(r.get("status") == "error" for r in bad) \
+            else "not run"
+        return None, word + " " + notes.ref("%s: %s" % (
+            c, bad[0].get("reason", "?")))
+    if len(runs) < ctx["repeat"]:
+        return None, "missing " + notes.ref("fewer runs than asked for: "
+                                            "the guest stopped early")
+    ctx["measured"][c] += 1
+    return summarize(runs), None
+
+
+def peer_group(ctx, s, n, clients):
+    """One transport table: each client's IOPS and CPU-s/GiB, and for
+    every client but plain its ratios to plain (same peer, same conns)."""
+    out = [""]
+    devs = [d for d in ctx["devices"] if d.get("server") == s and
+            int(d.get("conns", 0)) == n and d["client"] in clients]
+    devtxt = "; ".join("%s %s: %s hw queues, max_sectors_kb %s" %
+                       (CLIENT_NAMES.get(d["client"], d["client"]),
+                        d["device"], d["hw_queues"], d["max_sectors_kb"])
+                       for d in devs)
+    out.append("C peer %s, %d connection%s, nbdws.ko%s" %
+               (s, n, "" if n == 1 else "s",
+                (" (" + devtxt + ")") if devtxt else ""))
+    spread_col = ctx["repeat"] > 1
+    base = PEER_BASE in clients
+    widths = {c: 18 if c == PEER_BASE or not base else 32 for c in clients}
+    out.append("%-19s %s%s" % ("", " ".join(
+        "| %-*s" % (widths[c], CLIENT_NAMES.get(c, c)) for c in clients),
+        " | ws server" if base and "nbdws-ws-server" in clients else ""))
+    sub = []
+    for c in clients:
+        t = "%8s %9s" % ("IOPS", "CPU-s/GiB")
+        if widths[c] > 18:
+            t += " %6s %6s" % ("IOPS x", "CPU x")
+        sub.append("| %-*s" % (widths[c], t))
+    out.append("%-19s %s%s%s" % (
+        "row", " ".join(sub),
+        " | target  " if base and "nbdws-ws-server" in clients else "",
+        " spread" if spread_col else ""))
+    for row in ctx["rows"]:
+        vals, cells, ratios = {}, [], {}
+        for c in clients:
+            vals[c], why = cell_runs(ctx, s, n, row["name"], c)
+            if vals[c] is None:
+                cells.append("| %-*s" % (widths[c], why))
+                continue
+            t = "%8.0f %9.2f" % (vals[c]["iops"], vals[c]["cpu_s_per_gib"])
+            if widths[c] > 18:
+                ix, cx = (None, None)
+                if vals.get(PEER_BASE) is not None:
+                    ix, cx = paired_ratios(
+                        ctx["groups"].get((s, n, row["name"], c), []),
+                        ctx["groups"].get((s, n, row["name"], PEER_BASE), []))
+                ratios[c] = {"iops_ratio": ix, "cpu_per_gib_ratio": cx}
+                t += " %6s %6s" % (fmt(ix, ".2f"), fmt(cx, ".2f"))
+            cells.append("| %-*s" % (widths[c], t))
+        target = ""
+        if base and "nbdws-ws-server" in clients:
+            ix = ratios.get("nbdws-ws-server", {}).get("iops_ratio")
+            target = " | -"
+            if ix is not None:
+                ok = ix >= TARGET_WS_SERVER
+                target = " | >=%.1f %s" % (TARGET_WS_SERVER,
+                                           "ok" if ok else "SHORT")
+                if not ok:
+                    ctx["short"].append("ws-server %s/%d/%s" %
+                                        (s, n, row["name"]))
+            target = "%-11s" % target
+        spread = ""
+        if spread_col:
+            sp = [v["iops_spread_pct"] for v in vals.values()
+                  if v and v["iops_spread_pct"] is not None]
+            spread = " %5.0f%%" % max(sp) if sp else "      -"
+        out.append("%-19s %s%s%s" % (row["label"], " ".join(cells), target,
+                                     spread))
+        ctx["table"].append({"server": s, "conns": n, "row": row["name"],
+                             "label": row["label"], "peer": True,
+                             "clients": vals, "ratios_to_plain": ratios,
+                             "ws_server_iops_target": TARGET_WS_SERVER})
     return out
 
 
@@ -171,7 +279,13 @@ def build(args):
     short_of_target = []
     measured = {c: 0 for c in clients}
     spread_col = repeat > 1
-    for s in servers:
+    ctx = {"groups": groups, "devices": devices, "notes": notes,
+           "repeat": repeat, "measured": measured, "table": table,
+           "short": [], "rows": wanted_rows}
+    all_clients = clients
+    peer_clients = [c for c in clients if c not in NBDKIT_CLIENTS]
+    clients = [c for c in clients if c in NBDKIT_CLIENTS]
+    for s in servers if clients else []:
         for n in conns:
             out.append("")
             devs = [d for d in devices
@@ -250,17 +364,27 @@ def build(args):
                     "iops_target": target,
                 })
 
+    for s in servers if peer_clients else []:
+        for n in conns:
+            out.extend(peer_group(ctx, s, n, peer_clients))
+
+    clients = all_clients
     expected = len(servers) * len(conns) * len(wanted_rows)
     out.append("")
     if spread_col:
-        out.append("spread: the larger of the two clients' (max - min) / "
-                   "median IOPS over the %d runs" % repeat)
+        out.append("spread: the larger of the %s' (max - min) / "
+                   "median IOPS over the %d runs" %
+                   ("two clients" if len(clients) == 2 else "clients",
+                    repeat))
     for c in clients:
         out.append("%s: %d of %d rows measured" % (CLIENT_NAMES.get(c, c),
                                                    measured[c], expected))
     if short_of_target:
         out.append("below issue 3's IOPS target: " + ", ".join(
             short_of_target))
+    if ctx["short"]:
+        out.append("below issue 4's ws-server target (>= %.1fx plain): %s"
+                   % (TARGET_WS_SERVER, ", ".join(ctx["short"])))
     if notes.items:
         out.append("")
         for i, t in enumerate(notes.items, 1):

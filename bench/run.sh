@@ -8,7 +8,8 @@
 #   run.sh [--kernel NAME|KVER] [--runtime SEC] [--size SIZE]
 #          [--clients "nbd nbdws"] [--servers "memory null"] [--conns "1 4"]
 #          [--rows "NAME ..."] [--repeat N] [--transport tcp|unix]
-#          [--timeout SEC] [--report-only]
+#          [--timeout SEC] [--ws] [--report-only]
+#   --ws = --clients "nbdws-plain nbdws-ws-server nbdws-ws-client nbdws-wss"
 #
 # Not a test: nothing here asserts a timing. It exits non-zero when a
 # client, a server or a row could not be set up or fio failed.
@@ -22,11 +23,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 kernel='' runtime=10 size=256M clients="nbd nbdws" servers="memory null"
 conns="1 4" rows='' repeat=1 transport=tcp timeout='' report_only=''
 usage() {
-	sed -n '7,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '7,12p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 while [ $# -gt 0 ]; do
-	[ $# -ge 2 ] || case "$1" in --report-only) ;; *) usage ;; esac
+	[ $# -ge 2 ] || case "$1" in --report-only|--ws) ;; *) usage ;; esac
 	case "$1" in
 	--kernel) kernel=$2; shift 2 ;;
 	--runtime) runtime=$2; shift 2 ;;
@@ -39,13 +40,28 @@ while [ $# -gt 0 ]; do
 	--transport) transport=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--report-only) report_only=1; shift ;;
+	--ws) clients="nbdws-plain nbdws-ws-server nbdws-ws-client nbdws-wss"
+		shift ;;
 	*) usage ;;
 	esac
 done
 case "$transport" in tcp|unix) ;; *) usage ;; esac
 [[ "$runtime" =~ ^[1-9][0-9]*$ ]] || usage
 [[ "$repeat" =~ ^[1-9][0-9]*$ ]] || usage
-for c in $clients; do case "$c" in nbd|nbdws) ;; *) usage ;; esac; done
+# nbdws-*: nbdws.ko against the bench's C peer (build/ws_nbd_peer), TCP only.
+peer_clients=''
+for c in $clients; do
+	case "$c" in
+	nbd|nbdws) ;;
+	nbdws-plain|nbdws-ws-server|nbdws-ws-client|nbdws-wss)
+		peer_clients="$peer_clients $c" ;;
+	*) usage ;;
+	esac
+done
+if [ -n "$peer_clients" ] && [ "$transport" != tcp ]; then
+	echo "bench: the nbdws-* clients run over TCP only (no --transport unix)" >&2
+	exit 2
+fi
 for s in $servers; do case "$s" in memory|null) ;; *) usage ;; esac; done
 for n in $conns; do [[ "$n" =~ ^[1-9][0-9]*$ ]] || usage; done
 
@@ -54,16 +70,20 @@ list="$top/build/kernels.list"
 kver=$(awk -v k="$kernel" 'k == "" || $1 == k || $2 == k { print $2; exit }' "$list")
 [ -n "$kver" ] || { echo "bench: unknown kernel '$kernel' (see $list)" >&2; exit 2; }
 
-out="$top/build/bench/$kver"
+# Runs with the WebSocket clients keep their own folder and results, so
+# they never replace the nbd.ko-vs-nbdws results of the same kernel.
+tag=$kver
+[ -z "$peer_clients" ] || tag=$kver-ws
+out="$top/build/bench/$tag"
 py=/usr/bin/python3
 report() {
 	"$py" "$top/bench/report.py" --records "$out/records.jsonl" \
 		--rows "$out/scripts/rows.txt" --host-meta "$out/host.json" \
-		--txt "$top/build/bench/results-$kver.txt" \
-		--json "$top/build/bench/results-$kver.json"
+		--txt "$top/build/bench/results-$tag.txt" \
+		--json "$top/build/bench/results-$tag.json"
 }
 if [ -n "$report_only" ]; then
-	[ -f "$out/host.json" ] || { echo "bench: no run for $kver to report" >&2; exit 1; }
+	[ -f "$out/host.json" ] || { echo "bench: no run for $tag to report" >&2; exit 1; }
 	report
 	exit
 fi
@@ -82,17 +102,35 @@ unavailable=
 ko="$out/module/src/nbdws.ko"
 nbdctl=${BENCH_NBDCTL:-$top/build/nbdctl}
 case " $clients " in
-*" nbdws "*)
+*" nbdws"*)
 	if [ ! -x "$nbdctl" ]; then
 		unavailable="$nbdctl is missing (make tools)"
 	elif ! "$top/scripts/build-module.sh" --kdir "/lib/modules/$kver/build" \
 		--out "$out/module" --log "$out/module-build.log" >/dev/null 2>&1 ||
 	     [ ! -f "$ko" ]; then
-		unavailable="nbdws.ko did not build for $kver (build/bench/$kver/module-build.log)"
+		unavailable="nbdws.ko did not build for $kver (build/bench/$tag/module-build.log)"
 	fi
 	[ -z "$unavailable" ] || echo "bench: nbdws unavailable: $unavailable" >&2
 	;;
 esac
+
+# The WebSocket clients' server side: the bench's own NBD peer, the
+# ws-server attach program and, for wss, a throwaway certificate for
+# 127.0.0.1 (nbdctl verifies it with --cafile).
+peer=$top/build/ws_nbd_peer attach=$top/build/ws_attach
+peer_unavailable=
+if [ -n "$peer_clients" ]; then
+	if [ ! -x "$peer" ] || [ ! -x "$attach" ]; then
+		peer_unavailable="build/ws_nbd_peer or build/ws_attach is missing (make bench-tools)"
+	elif ! mkdir -p "$out/tls" || ! openssl req -x509 -newkey ec \
+		-pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+		-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
+		-keyout "$out/tls/key.pem" -out "$out/tls/cert.pem" \
+		> "$out/tls/openssl.log" 2>&1; then
+		peer_unavailable="openssl could not make the wss certificate (build/bench/$tag/tls/openssl.log)"
+	fi
+	[ -z "$peer_unavailable" ] || echo "bench: WebSocket clients unavailable: $peer_unavailable" >&2
+fi
 
 nrows=$(grep -cv -e '^#' -e '^[[:space:]]*$' "$out/scripts/rows.txt")
 [ -z "$rows" ] || nrows=$(wc -w <<< "$rows")
@@ -100,13 +138,15 @@ groups=$(( $(wc -w <<< "$servers") * $(wc -w <<< "$conns") ))
 runs=$(( groups * nrows * $(wc -w <<< "$clients") * repeat ))
 # Generous for TCG on a busy host: 20 s per fio job on top of its
 # runtime, a minute per group for connecting, five for boot and servers.
-timeout=${timeout:-$(( 300 + groups * 60 + runs * (runtime + 20) ))}
+timeout=${timeout:-$(( 300 + groups * 60 * (1 + $(wc -w <<< "$peer_clients")) +
+	runs * (runtime + 20) ))}
 
 # What was asked for, for the report (values through the environment,
 # never pasted into the program).
 B_KVER=$kver B_RUNTIME=$runtime B_SIZE=$size B_TRANSPORT=$transport \
 B_REPEAT=$repeat B_ROWS=$rows B_CLIENTS=$clients B_SERVERS=$servers \
-B_CONNS=$conns B_UNAVAILABLE=$unavailable B_ACCEL_FILE="$top/build/vm/accel" \
+B_CONNS=$conns B_UNAVAILABLE=$unavailable B_PEER_UNAVAILABLE=$peer_unavailable \
+B_ACCEL_FILE="$top/build/vm/accel" \
 "$py" - "$out/host.json" <<'PYEOF'
 import json, os, sys, time
 e = os.environ
@@ -121,7 +161,8 @@ json.dump({"kver": e["B_KVER"], "accel": accel,
            "rows": e["B_ROWS"].split(), "clients": e["B_CLIENTS"].split(),
            "servers": e["B_SERVERS"].split(),
            "conns": [int(c) for c in e["B_CONNS"].split()],
-           "nbdws_unavailable": e["B_UNAVAILABLE"] or None},
+           "nbdws_unavailable": e["B_UNAVAILABLE"] or None,
+           "peer_unavailable": e["B_PEER_UNAVAILABLE"] or None},
           open(sys.argv[1], "w"), indent=1)
 PYEOF
 
@@ -132,12 +173,14 @@ PYEOF
 	echo "export BENCH_CONNS='$conns' BENCH_ROWS='$rows' BENCH_TRANSPORT='$transport'"
 	echo "export BENCH_REPEAT='$repeat'"
 	printf 'export NBDWS_UNAVAILABLE=%q\n' "$unavailable"
+	echo "export BENCH_PEER='$peer' BENCH_ATTACH='$attach' BENCH_TLS_DIR='$out/tls'"
+	printf 'export PEER_UNAVAILABLE=%q\n' "$peer_unavailable"
 	echo "export BENCH_SCRIPTS='$out/scripts'"
 	echo "exec bash '$out/scripts/guest.sh'"
 } > "$out/job.sh"
 
 echo "bench: $kver: $runs fio runs of ${runtime}s in one VM (limit ${timeout}s);" \
-	"progress in build/bench/$kver/guest.log" >&2
+	"progress in build/bench/$tag/guest.log" >&2
 # How much of the host's CPU went to other work while the VM ran: the
 # host's busy time from /proc/stat minus what our children (qemu) used.
 host_cpu() {
@@ -172,12 +215,12 @@ rc=0
 report || rc=$?
 if [ "$vm_rc" != 0 ] || [ ! -f "$out/guest.rc" ]; then
 	echo "bench: the VM did not complete the bench (vm.sh exit $vm_rc;" \
-		"console: build/bench/$kver/vm/console.log)" >&2
+		"console: build/bench/$tag/vm/console.log)" >&2
 	rc=1
 fi
 if grep -q -E 'BUG|WARNING:|Oops|Call Trace|hung_task|blocked for more' \
 	"$out/dmesg.txt" 2>/dev/null; then
-	echo "bench: the guest's dmesg has a kernel warning or oops (build/bench/$kver/dmesg.txt)" >&2
+	echo "bench: the guest's dmesg has a kernel warning or oops (build/bench/$tag/dmesg.txt)" >&2
 	rc=1
 fi
 exit "$rc"

@@ -2,12 +2,12 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # clang-tidy (config: .clang-tidy) over every userspace C file: common/
-# as userspace builds it, lib/, tools/. Exits non-zero on any finding.
+# as userspace builds it, lib/, tools/, bench/. Exits non-zero on any finding.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
-files=$(ls common/*.c lib/*.c tools/*/*.c 2>/dev/null)
+files=$(ls common/*.c lib/*.c tools/*/*.c bench/*.c 2>/dev/null)
 [ -n "$files" ] || exit 0
 # shellcheck disable=SC2046
 flags="-std=gnu11 -D_GNU_SOURCE -Iuapi -Icommon -Ilib $(pkg-config --cflags libnl-genl-3.0 libmnl libkmod json-c)"
