@@ -6,6 +6,8 @@
 #   make                  module for KDIR + tools
 #   make module           nbdws.ko for KDIR (KDIR=... to choose headers)
 #   make tools            nbdctl
+#   make demo             install deps, build, serve an image over WebSocket
+#                         to nbdws.ko in a test VM, end to end
 #   make check            install deps, unit tests, lint, DKMS, VM selftests
 #   make vm               shell in a test VM with the module loaded
 #   make install          module + tools under DESTDIR/PREFIX
@@ -66,7 +68,7 @@ SELFTEST_BINS := $(patsubst selftests/nbdws/%.c,$(B)/selftests/%,$(SELFTEST_SRCS
 all: module tools
 
 help:
-	@sed -n '4,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '4,17p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	@scripts/install-deps.sh
@@ -136,9 +138,21 @@ vm: tools selftests
 fuzz:
 	@$(MAKE) -f fuzz/fuzz.mk
 
-# nbdws vs nbd.ko in one VM (not a test): bench/README.md
-.PHONY: bench
-bench: tools
+# The main job: an image served over WebSocket, end to end, in a test VM.
+.PHONY: demo
+demo:
+	@demo/run.sh $(if $(KERNEL),--kernel $(KERNEL))
+
+# nbdws vs nbd.ko in one VM (not a test): bench/README.md. The WebSocket
+# rows also need the bench's own NBD peer and ws-server attach program.
+BENCH_BINS := $(B)/ws_nbd_peer $(B)/ws_attach
+.PHONY: bench bench-tools
+bench-tools: $(BENCH_BINS)
+
+$(B)/ws_nbd_peer $(B)/ws_attach: $(B)/%: bench/%.c $(LIBUSER) $(USER_HDRS)
+	$(CC) $(USER_CFLAGS) -pthread -o $@ $< $(LIBUSER) $(USER_LDLIBS)
+
+bench: tools bench-tools
 	@bench/run.sh $(BENCH_ARGS)
 
 # ---- install --------------------------------------------------------------
