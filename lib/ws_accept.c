@@ -49,20 +49,14 @@ static bool key_ok(const char *k)
 static int field(char *line, const struct ws_accept_opts *o,
 		 struct req_fields *f, struct nbdws_err *err)
 {
-	char *colon = strchr(line, ':'), *v, *end;
+	char *colon = strchr(line, ':'), *v;
 
 	/* RFC 7230 3.2.4: obsolete line folding; no name; space before ':' */
 	if (*line == ' ' || *line == '\t' || !colon || colon == line ||
 	    colon[-1] == ' ' || colon[-1] == '\t')
 		return nbdws_err_set(err, -EPROTO,
 				     "malformed header line in the upgrade request");
-	*colon = '\0';
-	v = colon + 1;
-	while (*v == ' ' || *v == '\t')
-		v++;
-	end = v + strlen(v);
-	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-		*--end = '\0';
+	v = ws_http_field_value(colon);
 	if (!strcasecmp(line, "Host")) {
 		f->n_host++;
 	} else if (!strcasecmp(line, "Upgrade")) {

@@ -204,6 +204,19 @@ static bool list_has(const char *list, const char *token, bool nocase)
 	return false;
 }
 
+char *ws_http_field_value(char *colon)
+{
+	char *v = colon + 1, *end;
+
+	*colon = '\0';
+	while (*v == ' ' || *v == '\t')
+		v++;
+	end = v + strlen(v);
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		*--end = '\0';
+	return v;
+}
+
 bool ws_http_list_has(const char *list, const char *token)
 {
 	return list_has(list, token, true);
@@ -257,13 +270,7 @@ static int take_field(struct resp_fields *rf, char *line,
 		if (!is_tchar(*v))
 			return nbdws_err_set(err, -EPROTO,
 					     "malformed WebSocket upgrade response: bad header name");
-	*colon = '\0';
-	v = colon + 1;
-	while (*v == ' ' || *v == '\t')
-		v++;
-	end = v + strlen(v);
-	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-		*--end = '\0';
+	v = ws_http_field_value(colon);
 	for (end = v; *end; end++)
 		if (((unsigned char)*end < 0x20 && *end != '\t') ||
 		    *end == 0x7f)

@@ -101,4 +101,11 @@ int ws_parse_response(const char *hdr, size_t len, const char *key,
  */
 bool ws_http_list_has(const char *list, const char *token);
 
+/*
+ * Split a "Name: value" header line in place at its @colon: the name ends
+ * there, and the value, without the optional whitespace around it (RFC
+ * 7230 3.2), is returned.
+ */
+char *ws_http_field_value(char *colon);
+
 #endif /* _NBDWS_WS_UPGRADE_H */

@@ -543,6 +543,32 @@ TEST_F_TIMEOUT(single, trim_and_write_zeroes_reach_server, 240)
 
 /* ---- four connections ------------------------------------------------------- */
 
+/*
+ * In a child: run on @cpu only (so its I/O goes through that CPU's
+ * hardware queue), open @path with O_DIRECT and get an aligned buffer.
+ * 0 or an errno.
+ */
+static int pinned_open(const char *path, int cpu, int flags, size_t buflen,
+		       int *fd, void **buf)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		return errno;
+	if (posix_memalign(buf, 4096, buflen))
+		return ENOMEM;
+	*fd = open(path, flags | O_DIRECT);
+	if (*fd < 0) {
+		int e = errno;
+
+		free(*buf);
+		return e;
+	}
+	return 0;
+}
+
 struct pinned_read_arg {
 	char path[64];
 	int cpu;
@@ -552,20 +578,13 @@ struct pinned_read_arg {
 static int pinned_read_child(void *p)
 {
 	struct pinned_read_arg *a = p;
-	cpu_set_t set;
 	uint64_t off;
 	void *buf;
-	int fd, ret = 0;
+	int fd, ret;
 
-	CPU_ZERO(&set);
-	CPU_SET(a->cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set))
-		return errno;
-	if (posix_memalign(&buf, 4096, 256 * 1024))
-		return ENOMEM;
-	fd = open(a->path, O_RDONLY | O_DIRECT);
-	if (fd < 0)
-		return errno;
+	ret = pinned_open(a->path, a->cpu, O_RDONLY, 256 * 1024, &fd, &buf);
+	if (ret)
+		return ret;
 	for (off = a->off; off < a->off + 8 * TU_MIB && !ret;
 	     off += 256 * 1024) {
 		ret = tu_pread_full(fd, buf, 256 * 1024, off);
@@ -642,20 +661,13 @@ struct pinned_write_arg {
 static int pinned_write_child(void *p)
 {
 	struct pinned_write_arg *a = p;
-	cpu_set_t set;
 	uint64_t off;
 	void *buf;
-	int fd, ret = 0;
+	int fd, ret;
 
-	CPU_ZERO(&set);
-	CPU_SET(a->cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set))
-		return errno;
-	if (posix_memalign(&buf, 4096, 64 * 1024))
-		return ENOMEM;
-	fd = open(a->path, O_WRONLY | O_DIRECT);
-	if (fd < 0)
-		return errno;
+	ret = pinned_open(a->path, a->cpu, O_WRONLY, 64 * 1024, &fd, &buf);
+	if (ret)
+		return ret;
 	for (off = a->off; off < a->off + a->len && !ret; off += 64 * 1024) {
 		tu_pattern(buf, off, 64 * 1024, SEED_F);
 		ret = tu_pwrite_full(fd, buf, 64 * 1024, off);
