@@ -108,7 +108,7 @@ $(B)/unit/%: tests/unit/%.c $(LIBUSER_SAN) $(USER_HDRS) $(KSFT_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -isystem $(KSFT) -o $@ $< $(LIBUSER_SAN) $(USER_LDLIBS)
 
-selftests: $(SELFTEST_BINS) tools
+selftests: $(SELFTEST_BINS) tools bench-tools
 
 $(B)/selftests/%: selftests/nbdws/%.c $(LIBUSER) $(USER_HDRS) $(KSFT_HDRS)
 	@mkdir -p $(dir $@)

@@ -7,7 +7,11 @@
 # nbdctl verifies with --cafile: no "insecure" shortcut), and
 # against our scripted peer (lib/ws_nbd_peer.py, replies split at random
 # into frames and messages). The kernel runs the connection in the
-# ws-client role; for wss it gets a kTLS socket.
+# ws-client role; for wss it gets a kTLS socket. Then the browser case, the
+# kernel in the ws-server role, against a WebSocket client nobody here
+# wrote: Debian's python3-websockets (lib/ws_client_bridge.py) connects to
+# build/ws_attach, which answers the upgrade, runs the NBD handshake
+# through it and hands the socket over; the bridge relays to nbdkit.
 #
 # Per target: random data written at several offsets with several request
 # sizes and flushed, read back through the device, data the image already
@@ -24,6 +28,8 @@ top=${NBDWS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 nbdctl=${NBDCTL:-$top/build/nbdctl}
 python=/usr/bin/python3
 peer=$top/selftests/nbdws/lib/ws_nbd_peer.py
+bridge=$top/selftests/nbdws/lib/ws_client_bridge.py
+attach=$top/build/ws_attach
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ws-websockify.XXXXXX")
 pids=()
 dev=
@@ -97,6 +103,30 @@ connect() {
 	return 1
 }
 
+# The ws-server role: ws_attach listens, the third-party client connects
+# and relays to the NBD server on the unix socket given as the "URI".
+attach_connect() {	# attach_connect SOCKET -> sets $dev; 0 on success.
+	local out=$tmp/connect.out name
+	dev=
+	rm -f "$tmp/attach.port"
+	timeout 120 "$attach" --listen 127.0.0.1:0 --port-file "$tmp/attach.port" \
+		--conns 1 > "$out" 2>&1 &
+	local apid=$!
+	for _ in $(seq 300); do [ -s "$tmp/attach.port" ] && break; sleep 0.1; done
+	spawn "$tmp/bridge.log" $python "$bridge" \
+		"ws://127.0.0.1:$(cat "$tmp/attach.port" 2>/dev/null)/nbd" "$1"
+	wait "$apid" || { cat "$tmp/bridge.log" >> "$out"; return 1; }
+	name=$(grep -o 'nbdws[0-9][0-9]*' "$out" | head -n 1)
+	[ -n "$name" ] || return 1
+	dev=/dev/$name
+	for _ in $(seq 100); do
+		[ -b "$dev" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+connect_fn=connect
+
 disconnect() {
 	timeout 60 "$nbdctl" disconnect "$dev" > "$tmp/disconnect.out" 2>&1 || return 1
 	for _ in $(seq 300); do
@@ -163,9 +193,9 @@ fs_check() {
 suite() {	# suite NAME URI FILE [OPTIONS...]
 	local name=$1 uri=$2 file=$3 rc
 	shift 3
-	connect "$@" "$uri"
+	$connect_fn "$@" "$uri"
 	rc=$?
-	ok $rc "$name: nbdctl connect $uri" "$tmp/connect.out"
+	ok $rc "$name: connect $uri" "$tmp/connect.out"
 	if [ $rc != 0 ]; then
 		ok 1 "$name: data integrity (not run: no device)"
 		ok 1 "$name: mkfs.ext4 + mount + checksum (not run: no device)"
@@ -179,7 +209,7 @@ suite() {	# suite NAME URI FILE [OPTIONS...]
 
 	make_image "$file"
 	rc=1
-	if connect "$@" "$uri"; then
+	if $connect_fn "$@" "$uri"; then
 		fs_check > "$tmp/fs.out" 2>&1
 		rc=$?
 		disconnect >> "$tmp/fs.out" 2>&1 || rc=1
@@ -194,7 +224,8 @@ for tool in /usr/bin/websockify /usr/sbin/nbdkit /usr/bin/openssl; do
 	[ -x "$tool" ] || [ -x "/usr/bin/${tool##*/}" ] || { echo "1..0 # SKIP needs ${tool##*/}"; exit 0; }
 done
 [ -x "$nbdctl" ] || { echo "1..0 # SKIP no nbdctl at $nbdctl"; exit 0; }
-echo "1..10"
+[ -x "$attach" ] || { echo "1..0 # SKIP no $attach (make bench-tools)"; exit 0; }
+echo "1..13"
 
 dd if=/dev/urandom of="$tmp/pat" bs=1M count=8 status=none
 dd if=/dev/urandom of="$tmp/old" bs=1M count=8 status=none
@@ -251,5 +282,12 @@ if connect --ping 1 "ws://127.0.0.1:${pport:-1}/nbd"; then
 	disconnect || rc=1
 fi
 ok $rc "nbdctl connect --ping 1: the peer saw pings on the idle device ($pings in 5 s)" "$tmp/connect.out"
+
+# --- the kernel as ws-server: a third-party WebSocket client -------------
+make_image "$tmp/nbdkit.img"
+connect_fn=attach_connect
+suite "python3-websockets client -> kernel ws-server" "$tmp/nbd.sock" \
+	"$tmp/nbdkit.img"
+connect_fn=connect
 
 [ $failed = 0 ]
