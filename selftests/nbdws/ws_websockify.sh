@@ -88,12 +88,11 @@ spawn() {	# spawn LOG CMD...
 	pids+=($!)
 }
 
-# nbdctl connect [OPTIONS...] URI -> sets $dev (/dev/nbdwsN); 0 on success.
-connect() {
-	local out=$tmp/connect.out name
-	dev=
-	timeout 120 "$nbdctl" connect "$@" > "$out" 2>&1 || return 1
-	name=$(grep -o 'nbdws[0-9][0-9]*' "$out" | head -n 1)
+# The device named in a connect tool's output FILE -> $dev, once its node
+# exists; 0 on success.
+dev_from() {	# dev_from FILE
+	local name
+	name=$(grep -o 'nbdws[0-9][0-9]*' "$1" | head -n 1)
 	[ -n "$name" ] || return 1
 	dev=/dev/$name
 	for _ in $(seq 100); do
@@ -103,10 +102,18 @@ connect() {
 	return 1
 }
 
+# nbdctl connect [OPTIONS...] URI -> sets $dev (/dev/nbdwsN); 0 on success.
+connect() {
+	local out=$tmp/connect.out
+	dev=
+	timeout 120 "$nbdctl" connect "$@" > "$out" 2>&1 || return 1
+	dev_from "$out"
+}
+
 # The ws-server role: ws_attach listens, the third-party client connects
 # and relays to the NBD server on the unix socket given as the "URI".
 attach_connect() {	# attach_connect SOCKET -> sets $dev; 0 on success.
-	local out=$tmp/connect.out name
+	local out=$tmp/connect.out
 	dev=
 	rm -f "$tmp/attach.port"
 	timeout 120 "$attach" --listen 127.0.0.1:0 --port-file "$tmp/attach.port" \
@@ -116,14 +123,7 @@ attach_connect() {	# attach_connect SOCKET -> sets $dev; 0 on success.
 	spawn "$tmp/bridge.log" $python "$bridge" \
 		"ws://127.0.0.1:$(cat "$tmp/attach.port" 2>/dev/null)/nbd" "$1"
 	wait "$apid" || { cat "$tmp/bridge.log" >> "$out"; return 1; }
-	name=$(grep -o 'nbdws[0-9][0-9]*' "$out" | head -n 1)
-	[ -n "$name" ] || return 1
-	dev=/dev/$name
-	for _ in $(seq 100); do
-		[ -b "$dev" ] && return 0
-		sleep 0.1
-	done
-	return 1
+	dev_from "$out"
 }
 connect_fn=connect
 
