@@ -31,7 +31,7 @@ static void nbdws_sk_data_ready(struct sock *sk)
 
 	read_lock_bh(&sk->sk_callback_lock);
 	conn = sk->sk_user_data;
-	if (conn && !nbdws_conn_dead(conn))
+	if (conn && !nbdws_conn_dead(conn) && !nbdws_rx_direct(conn))
 		queue_work(nbdws_wq, &conn->rx_work);
 	read_unlock_bh(&sk->sk_callback_lock);
 }
@@ -39,7 +39,13 @@ static void nbdws_sk_data_ready(struct sock *sk)
 /* EOF and errors are noticed by rx_work once the queued data is parsed. */
 static void nbdws_sk_state_change(struct sock *sk)
 {
-	nbdws_sk_data_ready(sk);
+	struct nbdws_conn *conn;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	conn = sk->sk_user_data;
+	if (conn && !nbdws_conn_dead(conn))
+		queue_work(nbdws_wq, &conn->rx_work);
+	read_unlock_bh(&sk->sk_callback_lock);
 }
 
 static void nbdws_sk_write_space(struct sock *sk)

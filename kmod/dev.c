@@ -404,8 +404,9 @@ void nbdws_dev_destroy(struct nbdws_dev *dev)
  * Connections nbdws_dev_grow()..@nr_conns - 1 were attached by the caller
  * (RECONFIGURE): publish them to queue_rq, then give each a hardware queue
  * of its own. The queue is frozen first, so nothing is in flight while
- * blk-mq reallocates the tag set, and tags_rwsem keeps the receive path
- * (which a hostile peer can wake at any time) out of the tag set meanwhile.
+ * blk-mq reallocates the tag set, and the receive path (which a hostile
+ * peer can wake at any time) is kept out of the tag set meanwhile: the
+ * softirq parser is paused, rx_work waits for tags_rwsem.
  */
 void nbdws_dev_grow(struct nbdws_dev *dev, unsigned int nr_conns)
 {
@@ -416,9 +417,11 @@ void nbdws_dev_grow(struct nbdws_dev *dev, unsigned int nr_conns)
 	nbdws_release_held(dev);
 
 	blk_mq_freeze_queue(q);
+	nbdws_rx_pause(dev);
 	down_write(&dev->tags_rwsem);
 	blk_mq_update_nr_hw_queues(&dev->tag_set, nr_conns);
 	up_write(&dev->tags_rwsem);
+	nbdws_rx_resume(dev);
 	blk_mq_unfreeze_queue(q);
 }
 

@@ -86,8 +86,9 @@ enum {
 
 /*
  * WebSocket side of a connection (transport ws-server or ws-client). The
- * decoder belongs to rx_work, the frame being sent to the tx_mutex holder;
- * the requests for control frames pass between them under send_lock.
+ * decoder belongs to the receive path, the frame being sent to the
+ * tx_mutex holder; the requests for control frames pass between them
+ * under send_lock.
  */
 struct nbdws_ws {
 	bool on;			/* WebSocket framing on this socket */
@@ -145,7 +146,10 @@ struct nbdws_conn {
 	struct nbdws_req *tx_cur;	/* under tx_mutex */
 	struct work_struct tx_work;
 
-	/* Receive side: everything below is owned by rx_work. */
+	/*
+	 * Receive side: everything below belongs to whoever reads the
+	 * socket (see rx.c): rx_work, or sk_data_ready in softirq on TCP.
+	 */
 	struct work_struct rx_work;
 	struct nbd_reply_parser parser;
 	struct request *rx_rq;		/* read whose payload is arriving */
@@ -179,6 +183,7 @@ struct nbdws_dev {
 	 * hardware queues changes.
 	 */
 	struct rw_semaphore tags_rwsem;
+	bool rx_paused;			/* no receiving in softirq, see rx.c */
 
 	/* Configuration, changed only under nbdws_cfg_mutex. */
 	u64 size;
@@ -329,6 +334,9 @@ void nbdws_ws_got_pong(struct nbdws_conn *conn, const u8 *data, u8 len);
 
 /* rx.c: receive path. */
 void nbdws_rx_work(struct work_struct *work);
+bool nbdws_rx_direct(struct nbdws_conn *conn);
+void nbdws_rx_pause(struct nbdws_dev *dev);
+void nbdws_rx_resume(struct nbdws_dev *dev);
 void nbdws_rx_reset(struct nbdws_conn *conn);
 
 /* genl.c: netlink family and events. */

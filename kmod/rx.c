@@ -2,8 +2,15 @@
 /*
  * nbdws: receive path.
  *
- * sk_data_ready only queues rx_work; rx_work drains the socket without
- * blocking. Bytes come from a "source": the skbs handed to a read_sock
+ * On TCP, replies are parsed right in sk_data_ready when it runs in
+ * softirq with the socket not owned by a task (the common case): the
+ * skbs are consumed there, so a reply costs no wakeup of a worker and no
+ * context switch, much as iscsi_tcp and siw read their sockets. Otherwise
+ * (the socket is owned, a RECONFIGURE is resizing the tag set, PREREAD
+ * bytes are still pending, or the socket has no read_sock) sk_data_ready
+ * queues rx_work, which drains the socket without blocking. Either way the
+ * socket lock serialises the readers, so the parser state below has one
+ * owner at a time. Bytes come from a "source": the skbs handed to a read_sock
  * actor (TCP: no intermediate copy), non-blocking recvmsg (sockets without
  * read_sock, such as unix and kTLS on older kernels), or the bytes
  * userspace read past the handshake. The reply parser sees only headers;
@@ -341,6 +348,7 @@ static int nbdws_rx_actor(read_descriptor_t *desc, struct sk_buff *skb,
 	return len - s.len;
 }
 
+/* Drain a TCP socket through the read_sock actor; the caller holds it. */
 static int nbdws_rx_read_sock(struct nbdws_conn *conn)
 {
 	struct socket *sock = conn->sock;
@@ -351,9 +359,7 @@ static int nbdws_rx_read_sock(struct nbdws_conn *conn)
 	};
 	int ret;
 
-	lock_sock(sk);
 	ret = sock->ops->read_sock(sk, &desc, nbdws_rx_actor);
-	release_sock(sk);
 	if (desc.error)
 		return desc.error;
 	if (ret < 0)
@@ -364,6 +370,19 @@ static int nbdws_rx_read_sock(struct nbdws_conn *conn)
 	    skb_queue_empty_lockless(&sk->sk_receive_queue))
 		return -ESHUTDOWN;
 	return 0;
+}
+
+/* Feed the bytes userspace read past the handshake, if any are left. */
+static int nbdws_rx_preread(struct nbdws_conn *conn)
+{
+	struct nbdws_buf_src s = {
+		.src.pull = nbdws_preread_pull,
+		.conn = conn,
+	};
+
+	if (conn->preread_off == conn->preread_len)
+		return 0;
+	return nbdws_rx_feed(conn, &s.src);
 }
 
 static u32 nbdws_rx_reason(int err)
@@ -378,41 +397,94 @@ static u32 nbdws_rx_reason(int err)
 	}
 }
 
+static void nbdws_rx_end(struct nbdws_conn *conn, int err)
+{
+	nbdws_conn_mark_dead(conn, conn->ws.end_reason ?:
+				   nbdws_rx_reason(err));
+}
+
+/*
+ * sk_data_ready, under sk_callback_lock: parse what arrived right here if
+ * that is safe, else leave it to rx_work. Returns false for the latter.
+ *
+ * In softirq with the socket not owned by a task, TCP holds the socket's
+ * spinlock around sk_data_ready, so no task reads it meanwhile. Everything
+ * the parser does from here is atomic-safe: copies into bio pages,
+ * blk_mq_complete_request(), and queue_work() for the sender (pong) and
+ * the teardown. In process context (backlog processing in release_sock)
+ * the task that owned the socket may be a sender inside queue_rq: not a
+ * place to complete requests from, so rx_work takes it.
+ */
+bool nbdws_rx_direct(struct nbdws_conn *conn)
+{
+	struct sock *sk = conn->sock->sk;
+	bool done = false;
+	int ret;
+
+	if (!conn->use_read_sock || !in_serving_softirq() ||
+	    sock_owned_by_user_nocheck(sk))
+		return false;
+	rcu_read_lock();
+	/* Pairs with the synchronize_rcu() in nbdws_rx_pause(). */
+	if (!READ_ONCE(conn->dev->rx_paused) &&
+	    conn->preread_off == conn->preread_len) {
+		ret = nbdws_rx_read_sock(conn);
+		if (ret < 0)
+			nbdws_rx_end(conn, ret);
+		done = true;
+	}
+	rcu_read_unlock();
+	return done;
+}
+
+/*
+ * Keep the softirq parser away from the tag set while it is reallocated:
+ * afterwards sk_data_ready hands everything to rx_work, which waits for
+ * tags_rwsem.
+ */
+void nbdws_rx_pause(struct nbdws_dev *dev)
+{
+	WRITE_ONCE(dev->rx_paused, true);
+	synchronize_rcu();
+}
+
+void nbdws_rx_resume(struct nbdws_dev *dev)
+{
+	WRITE_ONCE(dev->rx_paused, false);
+}
+
 void nbdws_rx_work(struct work_struct *work)
 {
 	struct nbdws_conn *conn = container_of(work, struct nbdws_conn,
 					       rx_work);
-	int ret = 0;
+	int ret;
 
 	if (nbdws_conn_dead(conn))
 		return;
 
 	down_read(&conn->dev->tags_rwsem);
-	if (conn->preread_off < conn->preread_len) {
-		struct nbdws_buf_src s = {
-			.src.pull = nbdws_preread_pull,
-			.conn = conn,
-		};
-
-		ret = nbdws_rx_feed(conn, &s.src);
-	}
-	if (!ret && conn->use_read_sock) {
-		ret = nbdws_rx_read_sock(conn);
-	} else if (!ret) {
+	if (conn->use_read_sock) {
+		lock_sock(conn->sock->sk);
+		ret = nbdws_rx_preread(conn);
+		if (!ret)
+			ret = nbdws_rx_read_sock(conn);
+		release_sock(conn->sock->sk);
+	} else {
 		struct nbdws_sock_src s = {
 			.src.pull = nbdws_sock_pull,
 			.conn = conn,
 			.deadline = jiffies + NBDWS_RX_BUDGET_JIFFIES,
 		};
 
-		ret = nbdws_rx_feed(conn, &s.src);
+		ret = nbdws_rx_preread(conn);
+		if (!ret)
+			ret = nbdws_rx_feed(conn, &s.src);
 		if (!ret && s.yielded)
 			queue_work(nbdws_wq, &conn->rx_work);
 	}
 	up_read(&conn->dev->tags_rwsem);
 	if (ret < 0)
-		nbdws_conn_mark_dead(conn, conn->ws.end_reason ?:
-					   nbdws_rx_reason(ret));
+		nbdws_rx_end(conn, ret);
 }
 
 /* Forget any partial reply: the connection is quiesced or new. */

@@ -310,8 +310,9 @@ int nbdws_ws_tx_control(struct nbdws_conn *conn)
 }
 
 /*
- * A ping came in (rx_work): answer with its payload. Only the latest of
- * several unanswered pings needs its pong (RFC 6455 5.5.3).
+ * A ping came in (receive path, maybe in softirq): answer with its
+ * payload. Only the latest of several unanswered pings needs its pong
+ * (RFC 6455 5.5.3).
  */
 void nbdws_ws_queue_pong(struct nbdws_conn *conn, const u8 *data, u8 len)
 {
