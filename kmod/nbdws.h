@@ -312,6 +312,8 @@ static inline void nbdws_stat_add(struct nbdws_conn *conn, int stat, u64 v)
 /* tx.c: send path. */
 void nbdws_tx_prepare(struct nbdws_dev *dev, struct request *rq, u16 type,
 		      u16 flags);
+int nbdws_tx_buf(struct socket *sock, const u8 *buf, u8 len, u8 *off,
+		 int flags);
 void nbdws_tx_work(struct work_struct *work);
 void nbdws_tx_kick(struct nbdws_conn *conn, bool inline_ok);
 

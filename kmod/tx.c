@@ -77,26 +77,28 @@ void nbdws_tx_prepare(struct nbdws_dev *dev, struct request *rq, u16 type,
 	}
 }
 
-static int nbdws_tx_header(struct nbdws_conn *conn, struct nbdws_req *cmd,
-			   bool more)
+/*
+ * Send @buf[*@off..@len) without blocking, advancing *@off (read without
+ * the sender's lock by sk_write_space, hence WRITE_ONCE). 0 once all of
+ * it is in the socket, -EAGAIN when the socket is full, else -errno.
+ */
+int nbdws_tx_buf(struct socket *sock, const u8 *buf, u8 len, u8 *off,
+		 int flags)
 {
-	unsigned int len = sizeof(cmd->hdr) - cmd->hdr_start;
-
-	while (cmd->hdr_off < len) {
+	while (*off < len) {
 		struct kvec kv = {
-			.iov_base = cmd->hdr + cmd->hdr_start + cmd->hdr_off,
-			.iov_len = len - cmd->hdr_off,
+			.iov_base = (void *)buf + *off,
+			.iov_len = len - *off,
 		};
 		struct msghdr msg = {
-			.msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL |
-				     (more ? MSG_MORE : 0),
+			.msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL | flags,
 		};
 		int ret;
 
-		ret = kernel_sendmsg(conn->sock, &msg, &kv, 1, kv.iov_len);
+		ret = kernel_sendmsg(sock, &msg, &kv, 1, kv.iov_len);
 		if (ret <= 0)
 			return ret ? ret : -EAGAIN;
-		cmd->hdr_off += ret;
+		WRITE_ONCE(*off, *off + ret);
 	}
 	return 0;
 }
@@ -112,7 +114,9 @@ static int nbdws_tx_send(struct nbdws_conn *conn, struct nbdws_req *cmd,
 {
 	int ret;
 
-	ret = nbdws_tx_header(conn, cmd, more || cmd->tx_bio);
+	ret = nbdws_tx_buf(conn->sock, cmd->hdr + cmd->hdr_start,
+			   sizeof(cmd->hdr) - cmd->hdr_start, &cmd->hdr_off,
+			   more || cmd->tx_bio ? MSG_MORE : 0);
 	if (ret)
 		return ret;
 	if (conn->ws.mask && cmd->tx_bio)

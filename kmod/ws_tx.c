@@ -252,22 +252,7 @@ static int nbdws_ws_tx_ctl(struct nbdws_conn *conn)
 {
 	struct nbdws_ws *ws = &conn->ws;
 
-	while (ws->ctl_off < ws->ctl_len) {
-		struct kvec kv = {
-			.iov_base = ws->ctl + ws->ctl_off,
-			.iov_len = ws->ctl_len - ws->ctl_off,
-		};
-		struct msghdr msg = {
-			.msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL,
-		};
-		int ret;
-
-		ret = kernel_sendmsg(conn->sock, &msg, &kv, 1, kv.iov_len);
-		if (ret <= 0)
-			return ret ? ret : -EAGAIN;
-		WRITE_ONCE(ws->ctl_off, ws->ctl_off + ret);
-	}
-	return 0;
+	return nbdws_tx_buf(conn->sock, ws->ctl, ws->ctl_len, &ws->ctl_off, 0);
 }
 
 /*
