@@ -43,12 +43,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "nbd_be.h"
@@ -338,7 +338,13 @@ static int send_msg(struct conn *c, u8 op, struct iovec *iov, int n)
 		memcpy(out + 1, iov, (size_t)n * sizeof(*iov));
 		return raw_writev(c, out, n + 1);
 	}
-	if (getrandom(key, sizeof(key), 0) != sizeof(key))
+	/*
+	 * RFC 6455 wants unpredictable keys, not a syscall per message: a
+	 * browser draws them from a userspace CSPRNG, and so does this peer
+	 * (OpenSSL's DRBG), or its ws-client mode would cost the kernel's
+	 * ws-server rows a getrandom() per reply that plain does not pay.
+	 */
+	if (RAND_bytes(key, sizeof(key)) != 1)
 		return -EIO;
 	buf = scratch(c, WS_MAX_HEADER + len);
 	if (!buf)
