@@ -180,16 +180,24 @@ def cell_runs(ctx, s, n, row, c):
     return summarize(runs), None
 
 
+def devices_text(devs):
+    """What explains many differences between two clients' rows: each
+    device's hardware queues, request size limit and I/O scheduler (each
+    driver's own default; nbdws attaches none to a non-rotational export)."""
+    return "; ".join("%s %s: %s hw queues, max_sectors_kb %s, scheduler %s" %
+                     (CLIENT_NAMES.get(d["client"], d["client"]),
+                      d["device"], d["hw_queues"], d["max_sectors_kb"],
+                      d.get("scheduler", "?"))
+                     for d in devs)
+
+
 def peer_group(ctx, s, n, clients):
     """One transport table: each client's IOPS and CPU-s/GiB, and for
     every client but plain its ratios to plain (same peer, same conns)."""
     out = [""]
     devs = [d for d in ctx["devices"] if d.get("server") == s and
             int(d.get("conns", 0)) == n and d["client"] in clients]
-    devtxt = "; ".join("%s %s: %s hw queues, max_sectors_kb %s" %
-                       (CLIENT_NAMES.get(d["client"], d["client"]),
-                        d["device"], d["hw_queues"], d["max_sectors_kb"])
-                       for d in devs)
+    devtxt = devices_text(devs)
     out.append("C peer %s, %d connection%s, nbdws.ko%s" %
                (s, n, "" if n == 1 else "s",
                 (" (" + devtxt + ")") if devtxt else ""))
@@ -290,10 +298,7 @@ def build(args):
             out.append("")
             devs = [d for d in devices
                     if d.get("server") == s and int(d.get("conns", 0)) == n]
-            devtxt = "; ".join(
-                "%s %s: %s hw queues, max_sectors_kb %s" %
-                (CLIENT_NAMES.get(d["client"], d["client"]), d["device"],
-                 d["hw_queues"], d["max_sectors_kb"]) for d in devs)
+            devtxt = devices_text(devs)
             out.append("nbdkit %s, %d connection%s%s" %
                        (s, n, "" if n == 1 else "s",
                         (" (" + devtxt + ")") if devtxt else ""))

@@ -189,6 +189,17 @@ struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg,
 	set->numa_node = NUMA_NO_NODE;
 	set->cmd_size = sizeof(struct nbdws_req);
 	set->flags = NBDWS_MQ_F_MERGE | BLK_MQ_F_BLOCKING;
+	/*
+	 * Requests are sorted and merged where they are served: by the NBD
+	 * server and the storage behind it. A client-side elevator only adds
+	 * a lock and a dispatch pass per request and keeps blk-mq from
+	 * batching completions, and the block layer would attach one to a
+	 * single-connection device but not to a multi-connection one. So no
+	 * elevator by default, unless the server reports rotational media,
+	 * where the block layer's choice stands. sysfs can change it.
+	 */
+	if (!(dev->server_flags & NBDP_FLAG_ROTATIONAL))
+		set->flags |= BLK_MQ_F_NO_SCHED_BY_DEFAULT;
 	set->driver_data = dev;
 	set->timeout = dev->timeout_ms ? msecs_to_jiffies(dev->timeout_ms) :
 		       NBDWS_NO_TIMEOUT_JIFFIES;

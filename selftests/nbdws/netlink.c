@@ -354,6 +354,78 @@ TEST_F_TIMEOUT(dev, second_device_gets_another_index, 120)
 	ASSERT_TRUE(tu_disk_exists(self->disk));
 }
 
+/* /sys/block/DISK/ATTR as text, without the newline. */
+static int disk_attr(const char *disk, const char *attr, char *text,
+		     size_t len)
+{
+	char p[160];
+	FILE *f;
+	int ret = 0;
+
+	snprintf(p, sizeof(p), "/sys/block/%s/%s", disk, attr);
+	f = fopen(p, "r");
+	if (!f)
+		return -errno;
+	if (!fgets(text, (int)len, f))
+		ret = -EIO;
+	fclose(f);
+	text[strcspn(text, "\n")] = 0;
+	return ret;
+}
+
+/*
+ * What the export advertises shapes the queue: block sizes become the
+ * logical and physical block size, ROTATIONAL and READ_ONLY are honoured,
+ * and a non-rotational export gets no elevator while a rotational one
+ * keeps the block layer's default (mq-deadline for one connection).
+ */
+TEST_F_TIMEOUT(reject, queue_follows_export, 120)
+{
+	static const struct {
+		uint32_t bs_min, bs_pref, flags;
+		const char *lbs, *pbs, *rot, *ro, *sched;
+	} c[] = {
+		{ 512, 4096, 0, "512", "4096", "0", "0", "[none]" },
+		{ 4096, 16384, NBDP_FLAG_ROTATIONAL | NBDP_FLAG_READ_ONLY,
+		  "4096", "16384", "1", "1", "[mq-deadline]" },
+	};
+	struct nbdws_connect_args a;
+	char disk[32], text[256];
+	uint32_t index;
+	size_t i;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		nbdws_connect_defaults(&a, IMG_SIZE);
+		a.bs_min = c[i].bs_min;
+		a.bs_pref = c[i].bs_pref;
+		a.server_flags |= c[i].flags;
+		a.nfds = 1;
+		a.fds[0] = served_fd(&self->srv);
+		ASSERT_LE(0, a.fds[0]);
+		ASSERT_EQ(0, nbdws_connect(&self->nl, &a, &index))
+			TH_LOG("CONNECT: %s", self->nl.extack);
+		close(a.fds[0]);
+		nbdws_disk_name(index, disk, sizeof(disk));
+
+		ASSERT_EQ(0, disk_attr(disk, "queue/logical_block_size",
+				       text, sizeof(text)));
+		EXPECT_STREQ(c[i].lbs, text);
+		ASSERT_EQ(0, disk_attr(disk, "queue/physical_block_size",
+				       text, sizeof(text)));
+		EXPECT_STREQ(c[i].pbs, text);
+		ASSERT_EQ(0, disk_attr(disk, "queue/rotational", text,
+				       sizeof(text)));
+		EXPECT_STREQ(c[i].rot, text);
+		ASSERT_EQ(0, disk_attr(disk, "queue/scheduler", text,
+				       sizeof(text)));
+		EXPECT_NE(NULL, strstr(text, c[i].sched))
+			TH_LOG("scheduler: %s", text);
+		ASSERT_EQ(0, disk_attr(disk, "ro", text, sizeof(text)));
+		EXPECT_STREQ(c[i].ro, text);
+		ASSERT_EQ(0, nbdws_teardown_dev(&self->nl, index));
+	}
+}
+
 TEST_F_TIMEOUT(reject, events_connected_and_disconnected, 120)
 {
 	struct nbdws_connect_args a;
