@@ -152,6 +152,9 @@ bench-tools: $(BENCH_BINS)
 $(B)/ws_nbd_peer $(B)/ws_attach: $(B)/%: bench/%.c $(LIBUSER) $(USER_HDRS)
 	$(CC) $(USER_CFLAGS) -pthread -o $@ $< $(LIBUSER) $(USER_LDLIBS)
 
+# ws_attach speaks netlink through the selftests' libmnl client.
+$(B)/ws_attach: selftests/nbdws/nbdws_test_genl.h selftests/nbdws/nbdws_test_util.h
+
 bench: tools bench-tools
 	@bench/run.sh $(BENCH_ARGS)
 

@@ -33,18 +33,16 @@
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
-#include <linux/genetlink.h>
 #include <linux/nbdws.h>
 
 #include "nbd_handshake.h"
 #include "nbd_sock.h"
 #include "ws_accept.h"
 #include "ws_stream.h"
+#include "../selftests/nbdws/nbdws_test_genl.h"
 
 #define MAX_CONNS	64
 #define LBS_MIN		512U
-/* Replies: MNL_SOCKET_BUFFER_SIZE is at most this. */
-#define NL_BUF		8192
 
 struct handover {
 	int fd;
@@ -105,116 +103,46 @@ static int negotiate(int fd, int timeout_ms, struct handover *h)
 
 /* ---- generic netlink ---------------------------------------------------- */
 
-struct reply {
-	u16 family;
-	u32 index;
-	bool has_index;
-};
-
-static int family_cb(const struct nlmsghdr *nlh, void *data)
-{
-	struct reply *r = data;
-	const struct nlattr *a;
-
-	mnl_attr_for_each(a, nlh, sizeof(struct genlmsghdr))
-		if (mnl_attr_get_type(a) == CTRL_ATTR_FAMILY_ID)
-			r->family = mnl_attr_get_u16(a);
-	return MNL_CB_OK;
-}
-
-static int index_cb(const struct nlmsghdr *nlh, void *data)
-{
-	struct reply *r = data;
-	const struct nlattr *a;
-
-	mnl_attr_for_each(a, nlh, sizeof(struct genlmsghdr)) {
-		if (mnl_attr_get_type(a) == NBDWS_A_INDEX &&
-		    mnl_attr_get_payload_len(a) == 4) {
-			r->index = mnl_attr_get_u32(a);
-			r->has_index = true;
-		}
-	}
-	return MNL_CB_OK;
-}
-
-static struct nlmsghdr *msg_start(char *buf, u16 type, u8 cmd, u8 version)
-{
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct genlmsghdr *g;
-
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	nlh->nlmsg_seq = (u32)nbd_now_ms();
-	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
-	g->cmd = cmd;
-	g->version = version;
-	return nlh;
-}
-
-/* Send @nlh, run @cb on the replies until the ACK: 0 or -errno. */
-static int transact(struct mnl_socket *nl, struct nlmsghdr *nlh,
-		    mnl_cb_t cb, struct reply *r)
-{
-	char buf[NL_BUF];
-	u32 seq = nlh->nlmsg_seq, port = mnl_socket_get_portid(nl);
-	int n;
-
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	for (;;) {
-		n = (int)mnl_socket_recvfrom(nl, buf, sizeof(buf));
-		if (n < 0)
-			return -errno;
-		n = mnl_cb_run(buf, (size_t)n, seq, port, cb, r);
-		if (n < 0)
-			return -errno;
-		if (n == MNL_CB_STOP)
-			return 0;
-	}
-}
-
+/*
+ * One CONNECT carrying all @n sockets. The netlink plumbing (family
+ * lookup, extended acks, the reply's device index) is the selftests'
+ * libmnl client, so the bench and the tests speak the contract one way.
+ */
 static int kernel_connect(struct handover *h, int n, u32 *index)
 {
 	const struct nbd_export_info *i = &h[0].info;
-	u32 lbs = i->block_min < LBS_MIN ? LBS_MIN : i->block_min;
-	u32 pref = i->block_pref < lbs ? lbs : i->block_pref;
-	u32 max_req = NBDWS_DEFAULT_MAX_REQ_BYTES;
-	struct reply r = { 0 };
-	struct mnl_socket *nl;
+	struct nbdws_connect_args a = { 0 };
+	struct nbdws_reply_index r = { 0 };
 	struct nlattr *conns, *c;
 	struct nlmsghdr *nlh;
+	struct nl nl;
 	char *buf;
 	int rc, k;
 
+	a.size = i->size;
+	a.bs_min = i->block_min < LBS_MIN ? LBS_MIN : i->block_min;
+	a.bs_pref = i->block_pref < a.bs_min ? a.bs_min : i->block_pref;
+	a.bs_max = i->block_max;
 	/* As nbdctl: its default request size, capped by the server's. */
-	if (max_req > i->block_max)
-		max_req = i->block_max;
-	max_req -= max_req % lbs;
-	/* Room for every connection's PREREAD on top of the rest. */
-	buf = calloc(1, NL_BUF + (size_t)MAX_CONNS * (NBDWS_PREREAD_MAX + 64));
-	nl = mnl_socket_open(NETLINK_GENERIC);
-	if (!buf || !nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		rc = -errno;
-		free(buf);
-		if (nl)
-			mnl_socket_close(nl);
-		return rc;
-	}
-	nlh = msg_start(buf, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1);
-	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, NBDWS_GENL_NAME);
-	rc = transact(nl, nlh, family_cb, &r);
-	if (!rc && !r.family)
-		rc = -ENOENT;
+	a.max_req = NBDWS_DEFAULT_MAX_REQ_BYTES;
+	if (a.max_req > i->block_max)
+		a.max_req = i->block_max;
+	a.max_req -= a.max_req % a.bs_min;
+	a.server_flags = i->tflags;
+	a.backend = "ws-server (bench/ws_attach)";
+
+	rc = nl_open(&nl);
 	if (rc)
-		goto out;
-	nlh = msg_start(buf, r.family, NBDWS_CMD_CONNECT, NBDWS_GENL_VERSION);
-	mnl_attr_put_u64(nlh, NBDWS_A_SIZE_BYTES, i->size);
-	mnl_attr_put_u32(nlh, NBDWS_A_BLOCK_SIZE_MIN, lbs);
-	mnl_attr_put_u32(nlh, NBDWS_A_BLOCK_SIZE_PREF, pref);
-	mnl_attr_put_u32(nlh, NBDWS_A_BLOCK_SIZE_MAX, i->block_max);
-	mnl_attr_put_u32(nlh, NBDWS_A_MAX_REQ_BYTES, max_req);
-	mnl_attr_put_u32(nlh, NBDWS_A_SERVER_FLAGS, i->tflags);
-	mnl_attr_put_strz(nlh, NBDWS_A_BACKEND, "ws-server (bench/ws_attach)");
+		return rc;
+	/* Room for every connection's PREREAD on top of the rest. */
+	buf = calloc(1, MNL_SOCKET_BUFFER_SIZE +
+		     (size_t)MAX_CONNS * (NBDWS_PREREAD_MAX + 64));
+	if (!buf) {
+		nl_close(&nl);
+		return -ENOMEM;
+	}
+	nlh = nl_cmd(&nl, buf, NBDWS_CMD_CONNECT);
+	nbdws_put_connect_attrs(nlh, &a);
 	conns = mnl_attr_nest_start(nlh, NBDWS_A_CONNS);
 	for (k = 0; k < n; k++) {
 		c = mnl_attr_nest_start(nlh, NBDWS_A_CONN);
@@ -227,12 +155,13 @@ static int kernel_connect(struct handover *h, int n, u32 *index)
 		mnl_attr_nest_end(nlh, c);
 	}
 	mnl_attr_nest_end(nlh, conns);
-	rc = transact(nl, nlh, index_cb, &r);
+	rc = nl_transact(&nl, nlh, nbdws_index_cb, &r);
+	if (rc && nl.extack[0])
+		fail("the kernel says: %s", nl.extack);
 	if (!rc && !r.has_index)
 		rc = -EBADMSG;
 	*index = r.index;
-out:
-	mnl_socket_close(nl);
+	nl_close(&nl);
 	free(buf);
 	return rc;
 }

@@ -239,8 +239,33 @@ static int on_control(struct conn *c, const struct ws_event *ev)
 }
 
 /*
- * Exactly @len bytes of NBD stream into @dst: from the read-ahead buffer,
- * then, for big pieces, straight from the socket (unmasked in place).
+ * Up to @max bytes of the byte stream into @dst: from the read-ahead
+ * buffer, or for big pieces straight from the socket. Returns how many
+ * bytes were placed, 0 when it only refilled the buffer, or -errno.
+ */
+static ssize_t rx_some(struct conn *c, u8 *dst, size_t max)
+{
+	size_t have = c->re - c->rs;
+	ssize_t r;
+
+	if (have) {
+		size_t n = have < max ? have : max;
+
+		memcpy(dst, c->rbuf + c->rs, n);
+		c->rs += n;
+		return (ssize_t)n;
+	}
+	if (max >= DIRECT_MIN) {
+		r = raw_read(c, dst, max);
+		return r ? r : -ECONNRESET;
+	}
+	return fill(c);
+}
+
+/*
+ * Exactly @len bytes of NBD stream into @dst. Over WebSocket only the
+ * current data frame's payload is taken at a time (unmasked in place);
+ * frame headers and control frames between data are consumed here.
  */
 static int rx_exact(struct conn *c, void *buf, size_t len)
 {
@@ -248,60 +273,33 @@ static int rx_exact(struct conn *c, void *buf, size_t len)
 	int rc;
 
 	while (len) {
-		size_t have = c->re - c->rs, n;
-		u64 left;
+		size_t n = len;
 		ssize_t r;
 
-		if (c->x == X_PLAIN) {
-			if (have) {
-				n = have < len ? have : len;
-				memcpy(dst, c->rbuf + c->rs, n);
-				c->rs += n;
-			} else if (len >= DIRECT_MIN) {
-				r = raw_read(c, dst, len);
-				if (r <= 0)
-					return r ? (int)r : -ECONNRESET;
-				n = (size_t)r;
-			} else {
-				rc = fill(c);
+		if (c->x != X_PLAIN) {
+			u64 left = ws_dec_data_left(&c->dec);
+
+			if (!left) {
+				struct ws_event ev;
+
+				c->rs += ws_dec_parse(&c->dec, c->rbuf + c->rs,
+						      c->re - c->rs, &ev);
+				rc = ev.type == WS_EV_NEED_MORE ? fill(c) :
+				     on_control(c, &ev);
 				if (rc)
 					return rc;
 				continue;
 			}
-			dst += n;
-			len -= n;
-			continue;
+			if (left < n)
+				n = (size_t)left;
 		}
-		left = ws_dec_data_left(&c->dec);
-		if (!left) {
-			struct ws_event ev;
-
-			c->rs += ws_dec_parse(&c->dec, c->rbuf + c->rs, have, &ev);
-			rc = ev.type == WS_EV_NEED_MORE ? fill(c) : on_control(c, &ev);
-			if (rc)
-				return rc;
-			continue;
-		}
-		n = left < len ? (size_t)left : len;
-		if (have) {
-			if (n > have)
-				n = have;
-			memcpy(dst, c->rbuf + c->rs, n);
-			c->rs += n;
-		} else if (n >= DIRECT_MIN) {
-			r = raw_read(c, dst, n);
-			if (r <= 0)
-				return r ? (int)r : -ECONNRESET;
-			n = (size_t)r;
-		} else {
-			rc = fill(c);
-			if (rc)
-				return rc;
-			continue;
-		}
-		ws_dec_data_done(&c->dec, dst, n);
-		dst += n;
-		len -= n;
+		r = rx_some(c, dst, n);
+		if (r < 0)
+			return (int)r;
+		if (c->x != X_PLAIN && r)
+			ws_dec_data_done(&c->dec, dst, (size_t)r);
+		dst += r;
+		len -= (size_t)r;
 	}
 	return 0;
 }

@@ -442,6 +442,25 @@ TEST_F_TIMEOUT(single, ext4_on_qemu_nbd, 300)
 
 /* ---- TRIM and WRITE_ZEROES reach the server ------------------------------- */
 
+/*
+ * nbdkit's file plugin on a fresh SEED_A image behind its log filter: the
+ * log (p->log) shows what the server received, request by request.
+ */
+static int start_logged_file_peer(struct peer *p)
+{
+	char logarg[400];
+	const char *pre[] = { "--filter=log", NULL };
+	const char *plug[] = { "file", p->image, logarg, NULL };
+	int ret = peer_scratch(p);
+
+	if (!ret)
+		ret = tu_make_image(p->image, IMG_SIZE, SEED_A);
+	if (ret)
+		return ret;
+	snprintf(logarg, sizeof(logarg), "logfile=%s", p->log);
+	return peer_start_nbdkit(p, false, pre, plug);
+}
+
 static long long sysfs_queue_u64(int index, const char *attr)
 {
 	char p[160];
@@ -484,21 +503,12 @@ static int read_zero_child(void *p)
 
 TEST_F_TIMEOUT(single, trim_and_write_zeroes_reach_server, 240)
 {
-	const char *pre[] = { "--filter=log", NULL };
 	struct zero_check_arg z = { .off = 12 * TU_MIB, .len = 4 * TU_MIB };
-	char logarg[400], dev[64], out[8192], *log;
+	char dev[64], out[8192], *log;
 	uint8_t *expect = malloc(IMG_SIZE);
 	int rc, res = -1;
 
-	ASSERT_EQ(0, peer_scratch(&self->peer));
-	ASSERT_EQ(0, tu_make_image(self->peer.image, IMG_SIZE, SEED_A));
-	snprintf(logarg, sizeof(logarg), "logfile=%s", self->peer.log);
-	{
-		const char *plug[] = { "file", self->peer.image, logarg,
-				       NULL };
-
-		ASSERT_EQ(0, peer_start_nbdkit(&self->peer, false, pre, plug));
-	}
+	ASSERT_EQ(0, start_logged_file_peer(&self->peer));
 	ASSERT_EQ(0, connect_dev(_metadata, NULL, self->peer.uri,
 				 &self->index));
 	nbdws_dev_path(self->index, dev, sizeof(dev));
@@ -688,26 +698,17 @@ static int pinned_write_child(void *p)
  */
 TEST_F_TIMEOUT(single, flush_after_writes_on_all_connections, 300)
 {
-	const char *pre[] = { "--filter=log", NULL };
 	const char *opts[] = { "-c", "4", NULL };
 	int ncpu = sysconf(_SC_NPROCESSORS_ONLN), i, rc, res, fd;
 	struct pinned_write_arg wa[2];
-	char logarg[400], dev[64], *log, *line, *save;
+	char dev[64], *log, *line, *save;
 	long last_write_ret = -1, flush_start = -1, n = 0;
 	bool conn_seen[64] = { false };
 	int conns_used = 0;
 	uint8_t *expect;
 	pid_t pid[2];
 
-	ASSERT_EQ(0, peer_scratch(&self->peer));
-	ASSERT_EQ(0, tu_make_image(self->peer.image, IMG_SIZE, SEED_A));
-	snprintf(logarg, sizeof(logarg), "logfile=%s", self->peer.log);
-	{
-		const char *plug[] = { "file", self->peer.image, logarg,
-				       NULL };
-
-		ASSERT_EQ(0, peer_start_nbdkit(&self->peer, false, pre, plug));
-	}
+	ASSERT_EQ(0, start_logged_file_peer(&self->peer));
 	ASSERT_EQ(0, connect_dev(_metadata, opts, self->peer.uri,
 				 &self->index));
 	nbdws_dev_path(self->index, dev, sizeof(dev));

@@ -228,7 +228,7 @@ static inline int nl_open(struct nl *nl)
 	if (mnl_socket_bind(nl->sock, 0, MNL_SOCKET_AUTOPID)) {
 		ret = -errno;
 		nl_close(nl);
-		return ret;
+		return ret ? ret : -EIO;
 	}
 	mnl_socket_setsockopt(nl->sock, NETLINK_EXT_ACK, &one, sizeof(one));
 	mnl_socket_setsockopt(nl->sock, NETLINK_CAP_ACK, &one, sizeof(one));
