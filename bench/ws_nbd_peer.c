@@ -67,6 +67,8 @@
 #define RBUF_SIZE	65536
 /* Data payload at least this large is read straight to its destination. */
 #define DIRECT_MIN	4096
+/* Masking keys drawn from the CSPRNG per refill (4 bytes per message). */
+#define KEY_POOL	4096
 
 enum xport { X_PLAIN, X_WS_SERVER, X_WS_CLIENT };
 
@@ -88,6 +90,8 @@ struct conn {
 	size_t rs, re;
 	u8 *scratch;		/* dropped writes; masked replies */
 	size_t scratch_len;
+	u8 keys[KEY_POOL];	/* unused masking keys: keys[KEY_POOL - keys_left..] */
+	size_t keys_left;
 };
 
 static void die(const char *what)
@@ -315,6 +319,25 @@ static u8 *scratch(struct conn *c, size_t len)
 }
 
 /*
+ * RFC 6455 wants unpredictable keys, not a syscall per message: a browser
+ * draws them from a userspace CSPRNG, and so does this peer. OpenSSL's
+ * RAND_bytes() is that CSPRNG, but each call pays a method lookup that
+ * costs more than masking a 4 KiB reply, so keys are drawn KEY_POOL bytes
+ * at a time.
+ */
+static int next_key(struct conn *c, u8 key[4])
+{
+	if (c->keys_left < 4) {
+		if (RAND_bytes(c->keys, sizeof(c->keys)) != 1)
+			return -EIO;
+		c->keys_left = sizeof(c->keys);
+	}
+	memcpy(key, c->keys + sizeof(c->keys) - c->keys_left, 4);
+	c->keys_left -= 4;
+	return 0;
+}
+
+/*
  * One message of @n pieces. Plain: the pieces as they are. WebSocket
  * server: a frame header in front, no copy. Client: header plus a masked
  * copy of everything, in one write.
@@ -324,7 +347,7 @@ static int send_msg(struct conn *c, u8 op, struct iovec *iov, int n)
 	struct iovec out[4];
 	u8 hdr[WS_MAX_HEADER], key[4], *buf;
 	size_t len = 0, off, hl;
-	int i;
+	int i, rc;
 
 	if (c->x == X_PLAIN)
 		return raw_writev(c, iov, n);
@@ -336,14 +359,9 @@ static int send_msg(struct conn *c, u8 op, struct iovec *iov, int n)
 		memcpy(out + 1, iov, (size_t)n * sizeof(*iov));
 		return raw_writev(c, out, n + 1);
 	}
-	/*
-	 * RFC 6455 wants unpredictable keys, not a syscall per message: a
-	 * browser draws them from a userspace CSPRNG, and so does this peer
-	 * (OpenSSL's DRBG), or its ws-client mode would cost the kernel's
-	 * ws-server rows a getrandom() per reply that plain does not pay.
-	 */
-	if (RAND_bytes(key, sizeof(key)) != 1)
-		return -EIO;
+	rc = next_key(c, key);
+	if (rc)
+		return rc;
 	buf = scratch(c, WS_MAX_HEADER + len);
 	if (!buf)
 		return -ENOMEM;
