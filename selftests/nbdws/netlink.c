@@ -36,6 +36,28 @@ static int served_fd(struct ts_server *srv)
 	return cfd;
 }
 
+/*
+ * CONNECT @a over one freshly served connection (the kernel keeps its
+ * own reference to the socket); the new device's index and disk name
+ * come back. 0 or -errno, the extack message in nl->extack.
+ */
+static int connect_served(struct nl *nl, struct ts_server *srv,
+			  struct nbdws_connect_args *a, uint32_t *index,
+			  char *disk, size_t len)
+{
+	int ret;
+
+	a->nfds = 1;
+	a->fds[0] = served_fd(srv);
+	if (a->fds[0] < 0)
+		return a->fds[0];
+	ret = nbdws_connect(nl, a, index);
+	close(a->fds[0]);
+	if (!ret)
+		nbdws_disk_name(*index, disk, len);
+	return ret;
+}
+
 /* Rejection tests: a netlink socket and a server, no device. */
 FIXTURE(reject) {
 	struct nl nl;
@@ -341,12 +363,9 @@ TEST_F_TIMEOUT(dev, second_device_gets_another_index, 120)
 	uint32_t idx2 = ~0U;
 	char disk2[32];
 
-	a.fds[0] = served_fd(&self->srv);
-	ASSERT_LE(0, a.fds[0]);
-	ASSERT_EQ(0, nbdws_connect(&self->nl, &a, &idx2))
+	ASSERT_EQ(0, connect_served(&self->nl, &self->srv, &a, &idx2, disk2,
+				    sizeof(disk2)))
 		TH_LOG("%s", self->nl.extack);
-	close(a.fds[0]);
-	nbdws_disk_name(idx2, disk2, sizeof(disk2));
 	EXPECT_NE(self->index, idx2);
 	EXPECT_TRUE(tu_disk_exists(disk2));
 	ASSERT_EQ(0, nbdws_teardown_dev(&self->nl, idx2));
@@ -399,13 +418,9 @@ TEST_F_TIMEOUT(reject, queue_follows_export, 120)
 		a.bs_min = c[i].bs_min;
 		a.bs_pref = c[i].bs_pref;
 		a.server_flags |= c[i].flags;
-		a.nfds = 1;
-		a.fds[0] = served_fd(&self->srv);
-		ASSERT_LE(0, a.fds[0]);
-		ASSERT_EQ(0, nbdws_connect(&self->nl, &a, &index))
+		ASSERT_EQ(0, connect_served(&self->nl, &self->srv, &a, &index,
+					    disk, sizeof(disk)))
 			TH_LOG("CONNECT: %s", self->nl.extack);
-		close(a.fds[0]);
-		nbdws_disk_name(index, disk, sizeof(disk));
 
 		ASSERT_EQ(0, disk_attr(disk, "queue/logical_block_size",
 				       text, sizeof(text)));
