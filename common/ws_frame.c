@@ -377,22 +377,46 @@ u64 ws_dec_data_left(const struct ws_dec *d)
 	return d->frame_len - d->frame_done;
 }
 
-void ws_dec_data_done(struct ws_dec *d, u8 *dst, size_t n)
+/* May @n more payload bytes be consumed? Stops the decoder if not. */
+static bool ws_dec_data_fits(struct ws_dec *d, size_t n)
 {
 	/* Outside data payload only n == 0 is harmless. */
 	if (d->state != WS_ST_DATA || n > d->frame_len - d->frame_done) {
 		if (n && d->state != WS_ST_CLOSED && d->state != WS_ST_FAILED)
 			ws_fail(d, WS_CLOSE_INTERNAL,
 				"payload consumed past the end of the frame");
-		return;
+		return false;
 	}
-	if (d->masked && dst)
-		ws_mask_copy(dst, dst, n, d->mask, d->frame_done);
+	return true;
+}
+
+static void ws_dec_data_advance(struct ws_dec *d, size_t n)
+{
 	d->frame_done += n;
 	if (d->frame_done == d->frame_len) {
 		d->state = WS_ST_HEADER;
 		d->hdr_have = 0;
 	}
+}
+
+void ws_dec_data_done(struct ws_dec *d, u8 *dst, size_t n)
+{
+	if (!ws_dec_data_fits(d, n))
+		return;
+	if (d->masked && dst)
+		ws_mask_copy(dst, dst, n, d->mask, d->frame_done);
+	ws_dec_data_advance(d, n);
+}
+
+void ws_dec_data_copy(struct ws_dec *d, u8 *dst, const u8 *src, size_t n)
+{
+	if (!ws_dec_data_fits(d, n))
+		return;
+	if (d->masked)
+		ws_mask_copy(dst, src, n, d->mask, d->frame_done);
+	else
+		memcpy(dst, src, n);
+	ws_dec_data_advance(d, n);
 }
 
 size_t ws_frame_header(u8 out[WS_MAX_HEADER], u8 opcode, bool fin, u64 len,

@@ -133,6 +133,14 @@ u64 ws_dec_data_left(const struct ws_dec *d);
 void ws_dec_data_done(struct ws_dec *d, u8 *dst, size_t n);
 
 /*
+ * Same in one pass, for a caller that can see the received bytes in place:
+ * copy @n payload bytes from @src to @dst, unmasking them on the way if the
+ * frame is masked, and advance. Split a run of payload anywhere: the key
+ * phase follows the bytes consumed.
+ */
+void ws_dec_data_copy(struct ws_dec *d, u8 *dst, const u8 *src, size_t n);
+
+/*
  * Encode a frame header for a @len byte payload into @out and return its
  * length (2..14). @mask_key NULL sends the frame unmasked. Returns 0 for
  * an opcode above 15 or a length of 2^63 or more, which cannot be framed.

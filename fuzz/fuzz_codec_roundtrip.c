@@ -140,8 +140,16 @@ static void decode(bool role, u8 seed)
 					break;
 				if (k > left)
 					k = (size_t)left;
-				memcpy(got.data + got.dlen, c + off, k);
-				ws_dec_data_done(&d, got.data + got.dlen, k);
+				/* Both ways the kernel moves payload. */
+				if (seed & 2) {
+					ws_dec_data_copy(&d,
+							 got.data + got.dlen,
+							 c + off, k);
+				} else {
+					memcpy(got.data + got.dlen, c + off, k);
+					ws_dec_data_done(&d, got.data + got.dlen,
+							 k);
+				}
 				got.dlen += k;
 				off += k;
 				continue;

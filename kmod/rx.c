@@ -66,6 +66,42 @@ static int nbdws_skb_pull(struct nbdws_rx_src *src, struct iov_iter *to)
 	return n;
 }
 
+/*
+ * The WebSocket layer's one-pass path: walk the skb's head, page frags and
+ * frag list in place and let the decoder copy (and unmask) each piece into
+ * the destination. skb_copy_datagram_iter() has no hook for a transform,
+ * and a copy followed by an unmask would read and write the data twice.
+ */
+static int nbdws_skb_pull_ws(struct nbdws_rx_src *src, struct iov_iter *to,
+			     struct ws_dec *dec)
+{
+	struct nbdws_skb_src *s = container_of(src, struct nbdws_skb_src, src);
+	size_t n = min(s->len, iov_iter_count(to));
+	struct skb_seq_state st;
+	size_t done = 0;
+
+	if (!n)
+		return 0;
+	skb_prepare_seq_read(s->skb, s->offset, s->offset + n, &st);
+	while (done < n) {
+		const u8 *p;
+		size_t len = skb_seq_read(done, &p, &st);
+
+		/* A piece may run past the end asked for. */
+		len = min(len, n - done);
+		if (!len)
+			break;
+		nbdws_ws_copy_to_iter(dec, p, len, to);
+		done += len;
+	}
+	skb_abort_seq_read(&st);
+	if (!done)
+		return -EFAULT;
+	s->offset += done;
+	s->len -= done;
+	return done;
+}
+
 struct nbdws_sock_src {
 	struct nbdws_rx_src src;
 	struct nbdws_conn *conn;
@@ -333,6 +369,7 @@ static int nbdws_rx_actor(read_descriptor_t *desc, struct sk_buff *skb,
 	struct nbdws_conn *conn = desc->arg.data;
 	struct nbdws_skb_src s = {
 		.src.pull = nbdws_skb_pull,
+		.src.pull_ws = nbdws_skb_pull_ws,
 		.skb = skb,
 		.offset = offset,
 		.len = len,

@@ -15,6 +15,7 @@
 #include <linux/uio.h>
 
 struct nbdws_conn;
+struct ws_dec;
 
 struct nbdws_rx_src {
 	/*
@@ -23,6 +24,14 @@ struct nbdws_rx_src {
 	 * -ESHUTDOWN at end of stream, or another negative errno.
 	 */
 	int (*pull)(struct nbdws_rx_src *src, struct iov_iter *to);
+	/*
+	 * Optional, for a source that can see its bytes in place (skbs):
+	 * the same, but every piece goes through ws_dec_data_copy(@dec), so
+	 * masked WebSocket payload is unmasked while it is copied, in one
+	 * pass over the data instead of a copy and then an unmask.
+	 */
+	int (*pull_ws)(struct nbdws_rx_src *src, struct iov_iter *to,
+		       struct ws_dec *dec);
 };
 
 /* WebSocket framing around @inner (ws_rx.c). */
@@ -36,6 +45,42 @@ void nbdws_ws_src_init(struct nbdws_ws_src *ws, struct nbdws_conn *conn,
 		       struct nbdws_rx_src *inner);
 
 /*
+ * Move @len received bytes at @p into @to through ws_dec_data_copy(@dec),
+ * advancing @to, which must have room for them (ws_rx.c).
+ */
+void nbdws_ws_copy_to_iter(struct ws_dec *dec, const u8 *p, size_t len,
+			   struct iov_iter *to);
+
+/*
+ * Map the destination of @it (a kvec or bvec iterator with bytes left) at
+ * its position. Returns the address and sets *@len to how many bytes from
+ * there are virtually contiguous: the rest of the segment, and for a bvec
+ * at most the rest of the page. Undo with nbdws_iter_unmap().
+ */
+static inline u8 *nbdws_iter_map(const struct iov_iter *it, size_t *len)
+{
+	size_t skip = it->iov_offset;
+
+	if (iov_iter_is_bvec(it)) {
+		const struct bio_vec *bv = it->bvec;
+		size_t off = bv->bv_offset + skip;
+		u8 *p = kmap_local_page(bv->bv_page + (off >> PAGE_SHIFT));
+
+		off &= ~PAGE_MASK;
+		*len = min((size_t)bv->bv_len - skip, (size_t)PAGE_SIZE - off);
+		return p + off;
+	}
+	*len = it->kvec->iov_len - skip;
+	return (u8 *)it->kvec->iov_base + skip;
+}
+
+static inline void nbdws_iter_unmap(const struct iov_iter *it, u8 *p)
+{
+	if (iov_iter_is_bvec(it))
+		kunmap_local(p);
+}
+
+/*
  * Call @fn on the first @n bytes of the destination @it (a kvec or bvec
  * iterator as it was before bytes were copied into it), one mapped,
  * virtually contiguous piece at a time.
@@ -44,49 +89,20 @@ static inline void nbdws_iter_each(const struct iov_iter *it, size_t n,
 				   void (*fn)(void *arg, u8 *p, size_t len),
 				   void *arg)
 {
-	size_t skip = it->iov_offset;
+	struct iov_iter at = *it;
 
-	if (iov_iter_is_kvec(it)) {
-		const struct kvec *kv = it->kvec;
-
-		while (n) {
-			size_t len = min(n, kv->iov_len - skip);
-
-			fn(arg, (u8 *)kv->iov_base + skip, len);
-			n -= len;
-			skip += len;
-			if (skip == kv->iov_len) {
-				kv++;
-				skip = 0;
-			}
-		}
+	if (WARN_ON_ONCE(!iov_iter_is_kvec(it) && !iov_iter_is_bvec(it)))
 		return;
-	}
-	if (iov_iter_is_bvec(it)) {
-		const struct bio_vec *bv = it->bvec;
+	while (n) {
+		size_t len;
+		u8 *p = nbdws_iter_map(&at, &len);
 
-		while (n) {
-			size_t off = bv->bv_offset + skip;
-			struct page *page = bv->bv_page + (off >> PAGE_SHIFT);
-			size_t len;
-			u8 *p;
-
-			off &= ~PAGE_MASK;
-			len = min3(n, (size_t)bv->bv_len - skip,
-				   (size_t)PAGE_SIZE - off);
-			p = kmap_local_page(page);
-			fn(arg, p + off, len);
-			kunmap_local(p);
-			n -= len;
-			skip += len;
-			if (skip == bv->bv_len) {
-				bv++;
-				skip = 0;
-			}
-		}
-		return;
+		len = min(len, n);
+		fn(arg, p, len);
+		nbdws_iter_unmap(&at, p);
+		iov_iter_advance(&at, len);
+		n -= len;
 	}
-	WARN_ON_ONCE(n);
 }
 
 #endif /* _NBDWS_RX_SRC_H */

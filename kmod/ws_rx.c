@@ -10,9 +10,12 @@
  * Frame headers and control payloads are read in exactly the pieces the
  * decoder asks for (ws_dec_want()), so this layer never reads past a
  * header and needs no buffer of its own: data payload goes from the socket
- * straight to its destination, a bio page for read data, and masked
- * payload (ws-server role) is unmasked there, in place, right after the
- * copy while it is still hot in the cache.
+ * straight to its destination, a bio page for read data. Masked payload
+ * (ws-server role) is unmasked on the way: from skbs in the same pass as
+ * the copy (ws_dec_data_copy() over each piece of skb and bio page, so
+ * every byte is read and written once, as on the plain path); from
+ * recvmsg and pre-read bytes, which cannot be seen in place, in the
+ * destination right after the copy, while it is still hot in the cache.
  *
  * Pings are answered by the sender (ws_tx.c), pongs settle keepalive
  * pings, a close frame or a protocol violation ends the connection with
@@ -106,6 +109,11 @@ static int nbdws_ws_pull(struct nbdws_rx_src *src, struct iov_iter *to)
 			int n;
 
 			iov_iter_truncate(to, min_t(u64, left, count));
+			if (d->masked && w->inner->pull_ws) {
+				n = w->inner->pull_ws(w->inner, to, d);
+				iov_iter_reexpand(to, count - max(n, 0));
+				return n;
+			}
 			n = w->inner->pull(w->inner, to);
 			iov_iter_reexpand(to, count - max(n, 0));
 			if (n > 0 && d->masked)
@@ -118,6 +126,22 @@ static int nbdws_ws_pull(struct nbdws_rx_src *src, struct iov_iter *to)
 		ret = nbdws_ws_step(w);
 		if (ret <= 0)
 			return ret;
+	}
+}
+
+void nbdws_ws_copy_to_iter(struct ws_dec *dec, const u8 *p, size_t len,
+			   struct iov_iter *to)
+{
+	while (len) {
+		size_t room;
+		u8 *dst = nbdws_iter_map(to, &room);
+
+		room = min(room, len);
+		ws_dec_data_copy(dec, dst, p, room);
+		nbdws_iter_unmap(to, dst);
+		iov_iter_advance(to, room);
+		p += room;
+		len -= room;
 	}
 }
 

@@ -87,15 +87,23 @@ static void run_reset(struct run *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static void run_add_data(struct run *r, const u8 *p, size_t n)
+/* Room for @n more bytes of recorded payload, to be written by the caller. */
+static u8 *run_data_room(struct run *r, size_t n)
 {
 	if (r->data_len + n > r->data_cap) {
 		r->data_cap = (r->data_len + n) * 2 + 64;
 		r->data = realloc(r->data, r->data_cap);
 	}
-	if (n)
-		memcpy(r->data + r->data_len, p, n);
 	r->data_len += n;
+	return r->data + r->data_len - n;
+}
+
+static void run_add_data(struct run *r, const u8 *p, size_t n)
+{
+	u8 *dst = run_data_room(r, n);
+
+	if (n)
+		memcpy(dst, p, n);
 }
 
 static void run_add_ev(struct run *r, enum ws_ev_type t, u16 code,
@@ -118,10 +126,12 @@ static void run_add_ev(struct run *r, enum ws_ev_type t, u16 code,
 enum split { SPLIT_WHOLE, SPLIT_BYTE, SPLIT_RANDOM, SPLIT_WANT, SPLIT_AT };
 
 /*
- * Feed @s to a fresh decoder in pieces chosen by @mode, moving data payload
- * the way the kernel does (copy masked bytes to the destination, then
- * ws_dec_data_done() on the destination, in random sub-pieces for
- * SPLIT_RANDOM), and record what comes out.
+ * Feed @s to a fresh decoder in pieces chosen by @mode and record what
+ * comes out. Data payload moves the two ways the kernel moves it: copied
+ * as received and then unmasked in place by ws_dec_data_done() (recvmsg
+ * and pre-read sources), or copied and unmasked in one pass by
+ * ws_dec_data_copy() (skbs; always for SPLIT_WANT). SPLIT_RANDOM mixes the
+ * two over random sub-pieces.
  */
 static void feed(bool role, const u8 *s, size_t len, enum split mode,
 		 unsigned int seed, size_t at, struct run *r)
@@ -204,13 +214,22 @@ static void feed(bool role, const u8 *s, size_t len, enum split mode,
 				while (take) {
 					size_t piece = take;
 
-					if (mode == SPLIT_RANDOM)
+					bool one_pass = mode == SPLIT_WANT;
+					u8 *dst;
+
+					if (mode == SPLIT_RANDOM) {
 						piece = 1 + (size_t)rand_r(&seed)
 							% take;
-					run_add_data(r, c + off, piece);
-					ws_dec_data_done(&d, r->data +
-							 r->data_len - piece,
-							 piece);
+						one_pass = rand_r(&seed) & 1;
+					}
+					dst = run_data_room(r, piece);
+					if (one_pass) {
+						ws_dec_data_copy(&d, dst, c + off,
+								 piece);
+					} else {
+						memcpy(dst, c + off, piece);
+						ws_dec_data_done(&d, dst, piece);
+					}
 					off += piece;
 					take -= piece;
 				}
