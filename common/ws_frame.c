@@ -454,7 +454,7 @@ void ws_mask_copy(u8 *dst, const u8 *src, size_t len, const u8 key[4],
 		  u64 offset)
 {
 	u8 k[8];
-	u64 kw, w;
+	u64 kw;
 	size_t i;
 
 	/* The key rotated to @offset, twice: XOR eight bytes at a time. */
@@ -465,19 +465,29 @@ void ws_mask_copy(u8 *dst, const u8 *src, size_t len, const u8 key[4],
 	/*
 	 * Four words per turn: in the kernel (no vector registers) this
 	 * halves the loop overhead per byte, which is most of the cost under
-	 * emulation; in userspace the compiler may vectorise it.
+	 * emulation; in userspace the compiler may vectorise it. Four named
+	 * words, not an array: GCC keeps an array of them on the stack in
+	 * the kernel, which tripled the memory accesses per word.
 	 */
 	for (; len >= 32; len -= 32, src += 32, dst += 32) {
-		u64 q[4];
+		u64 w0, w1, w2, w3;
 
-		memcpy(q, src, sizeof(q));
-		q[0] ^= kw;
-		q[1] ^= kw;
-		q[2] ^= kw;
-		q[3] ^= kw;
-		memcpy(dst, q, sizeof(q));
+		memcpy(&w0, src, 8);
+		memcpy(&w1, src + 8, 8);
+		memcpy(&w2, src + 16, 8);
+		memcpy(&w3, src + 24, 8);
+		w0 ^= kw;
+		w1 ^= kw;
+		w2 ^= kw;
+		w3 ^= kw;
+		memcpy(dst, &w0, 8);
+		memcpy(dst + 8, &w1, 8);
+		memcpy(dst + 16, &w2, 8);
+		memcpy(dst + 24, &w3, 8);
 	}
 	for (; len >= 8; len -= 8, src += 8, dst += 8) {
+		u64 w;
+
 		memcpy(&w, src, 8);
 		w ^= kw;
 		memcpy(dst, &w, 8);
