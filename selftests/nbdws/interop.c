@@ -302,18 +302,15 @@ static int try_write_child(void *p)
 static void check_read_only(struct __test_metadata *_metadata, int index,
 			    struct peer *peer)
 {
-	char dev[64], p[128], ro[8] = "";
+	char dev[64], disk[32], ro[8] = "";
 	uint8_t *expect = malloc(IMG_SIZE);
-	int res = -1, fd;
+	int res = -1;
 	char snap[400];
 
 	nbdws_dev_path(index, dev, sizeof(dev));
-	snprintf(p, sizeof(p), "/sys/block/%s%d/ro", NBDWS_DISK_NAME, index);
-	fd = open(p, O_RDONLY);
-	ASSERT_LE(0, fd);
-	ASSERT_LT(0, read(fd, ro, sizeof(ro) - 1));
-	close(fd);
-	ASSERT_EQ('1', ro[0]) TH_LOG("%s is %s", p, ro);
+	nbdws_disk_name(index, disk, sizeof(disk));
+	ASSERT_EQ(0, tu_disk_attr(disk, "ro", ro, sizeof(ro)));
+	ASSERT_STREQ("1", ro) TH_LOG("%s: ro is %s", disk, ro);
 	ASSERT_EQ(0, tu_child_run(try_write_child, dev, 60000, &res));
 	ASSERT_EQ(0, res) TH_LOG("write to read-only device: %d (%s)", res,
 				 res == 111 ? "accepted" :
@@ -461,23 +458,6 @@ static int start_logged_file_peer(struct peer *p)
 	return peer_start_nbdkit(p, false, pre, plug);
 }
 
-static long long sysfs_queue_u64(int index, const char *attr)
-{
-	char p[160];
-	long long v = -1;
-	FILE *f;
-
-	snprintf(p, sizeof(p), "/sys/block/%s%d/queue/%s", NBDWS_DISK_NAME,
-		 index, attr);
-	f = fopen(p, "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%lld", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
-}
-
 struct zero_check_arg {
 	char path[64];
 	uint64_t off, len;
@@ -504,7 +484,7 @@ static int read_zero_child(void *p)
 TEST_F_TIMEOUT(single, trim_and_write_zeroes_reach_server, 240)
 {
 	struct zero_check_arg z = { .off = 12 * TU_MIB, .len = 4 * TU_MIB };
-	char dev[64], out[8192], *log;
+	char dev[64], disk[32], out[8192], *log;
 	uint8_t *expect = malloc(IMG_SIZE);
 	int rc, res = -1;
 
@@ -512,8 +492,9 @@ TEST_F_TIMEOUT(single, trim_and_write_zeroes_reach_server, 240)
 	ASSERT_EQ(0, connect_dev(_metadata, NULL, self->peer.uri,
 				 &self->index));
 	nbdws_dev_path(self->index, dev, sizeof(dev));
-	ASSERT_LT(0, sysfs_queue_u64(self->index, "discard_max_bytes"));
-	ASSERT_LT(0, sysfs_queue_u64(self->index, "write_zeroes_max_bytes"));
+	nbdws_disk_name(self->index, disk, sizeof(disk));
+	ASSERT_LT(0, tu_disk_attr_num(disk, "queue/discard_max_bytes"));
+	ASSERT_LT(0, tu_disk_attr_num(disk, "queue/write_zeroes_max_bytes"));
 
 	rc = tu_sh(60000, out, sizeof(out), "blkdiscard -o %llu -l %llu %s",
 		   4 * TU_MIB, 4 * TU_MIB, dev);

@@ -556,20 +556,48 @@ out:
 	return ret;
 }
 
+/*
+ * The first line of /sys/block/@disk/@attr (e.g. "queue/rotational") into
+ * @text without its newline. Returns 0 or -errno.
+ */
+static inline int tu_disk_attr(const char *disk, const char *attr, char *text,
+			       size_t len)
+{
+	char p[160];
+	FILE *f;
+	int ret = 0;
+
+	snprintf(p, sizeof(p), "/sys/block/%s/%s", disk, attr);
+	f = fopen(p, "r");
+	if (!f)
+		return -errno;
+	if (!fgets(text, (int)len, f))
+		ret = -EIO;
+	fclose(f);
+	text[strcspn(text, "\n")] = 0;
+	return ret;
+}
+
+/* The same attribute as a non-negative number, or -1. */
+static inline long long tu_disk_attr_num(const char *disk, const char *attr)
+{
+	char text[64], *end;
+	long long v;
+
+	if (tu_disk_attr(disk, attr, text, sizeof(text)))
+		return -1;
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	if (errno || end == text || *end || v < 0)
+		return -1;
+	return v;
+}
+
 /* Size of a block device in bytes, from sysfs (no open() needed). */
 static inline long long tu_sysfs_size(const char *disk)
 {
-	char p[128];
-	long long sectors = -1;
-	FILE *f;
+	long long sectors = tu_disk_attr_num(disk, "size");
 
-	snprintf(p, sizeof(p), "/sys/block/%s/size", disk);
-	f = fopen(p, "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%lld", &sectors) != 1)
-		sectors = -1;
-	fclose(f);
 	return sectors < 0 ? -1 : sectors * 512;
 }
 

@@ -374,24 +374,6 @@ TEST_F_TIMEOUT(dev, second_device_gets_another_index, 120)
 }
 
 /* /sys/block/DISK/ATTR as text, without the newline. */
-static int disk_attr(const char *disk, const char *attr, char *text,
-		     size_t len)
-{
-	char p[160];
-	FILE *f;
-	int ret = 0;
-
-	snprintf(p, sizeof(p), "/sys/block/%s/%s", disk, attr);
-	f = fopen(p, "r");
-	if (!f)
-		return -errno;
-	if (!fgets(text, (int)len, f))
-		ret = -EIO;
-	fclose(f);
-	text[strcspn(text, "\n")] = 0;
-	return ret;
-}
-
 /*
  * What the export advertises shapes the queue: block sizes become the
  * logical and physical block size, ROTATIONAL and READ_ONLY are honoured,
@@ -422,20 +404,20 @@ TEST_F_TIMEOUT(reject, queue_follows_export, 120)
 					    disk, sizeof(disk)))
 			TH_LOG("CONNECT: %s", self->nl.extack);
 
-		ASSERT_EQ(0, disk_attr(disk, "queue/logical_block_size",
+		ASSERT_EQ(0, tu_disk_attr(disk, "queue/logical_block_size",
 				       text, sizeof(text)));
 		EXPECT_STREQ(c[i].lbs, text);
-		ASSERT_EQ(0, disk_attr(disk, "queue/physical_block_size",
+		ASSERT_EQ(0, tu_disk_attr(disk, "queue/physical_block_size",
 				       text, sizeof(text)));
 		EXPECT_STREQ(c[i].pbs, text);
-		ASSERT_EQ(0, disk_attr(disk, "queue/rotational", text,
+		ASSERT_EQ(0, tu_disk_attr(disk, "queue/rotational", text,
 				       sizeof(text)));
 		EXPECT_STREQ(c[i].rot, text);
-		ASSERT_EQ(0, disk_attr(disk, "queue/scheduler", text,
+		ASSERT_EQ(0, tu_disk_attr(disk, "queue/scheduler", text,
 				       sizeof(text)));
 		EXPECT_NE(NULL, strstr(text, c[i].sched))
 			TH_LOG("scheduler: %s", text);
-		ASSERT_EQ(0, disk_attr(disk, "ro", text, sizeof(text)));
+		ASSERT_EQ(0, tu_disk_attr(disk, "ro", text, sizeof(text)));
 		EXPECT_STREQ(c[i].ro, text);
 		ASSERT_EQ(0, nbdws_teardown_dev(&self->nl, index));
 	}
