@@ -373,7 +373,6 @@ TEST_F_TIMEOUT(dev, second_device_gets_another_index, 120)
 	ASSERT_TRUE(tu_disk_exists(self->disk));
 }
 
-/* /sys/block/DISK/ATTR as text, without the newline. */
 /*
  * What the export advertises shapes the queue: block sizes become the
  * logical and physical block size, ROTATIONAL and READ_ONLY are honoured,
@@ -405,16 +404,16 @@ TEST_F_TIMEOUT(reject, queue_follows_export, 120)
 			TH_LOG("CONNECT: %s", self->nl.extack);
 
 		ASSERT_EQ(0, tu_disk_attr(disk, "queue/logical_block_size",
-				       text, sizeof(text)));
+					  text, sizeof(text)));
 		EXPECT_STREQ(c[i].lbs, text);
 		ASSERT_EQ(0, tu_disk_attr(disk, "queue/physical_block_size",
-				       text, sizeof(text)));
+					  text, sizeof(text)));
 		EXPECT_STREQ(c[i].pbs, text);
 		ASSERT_EQ(0, tu_disk_attr(disk, "queue/rotational", text,
-				       sizeof(text)));
+					  sizeof(text)));
 		EXPECT_STREQ(c[i].rot, text);
 		ASSERT_EQ(0, tu_disk_attr(disk, "queue/scheduler", text,
-				       sizeof(text)));
+					  sizeof(text)));
 		EXPECT_NE(NULL, strstr(text, c[i].sched))
 			TH_LOG("scheduler: %s", text);
 		ASSERT_EQ(0, tu_disk_attr(disk, "ro", text, sizeof(text)));
