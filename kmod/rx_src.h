@@ -82,8 +82,8 @@ static inline void nbdws_iter_unmap(const struct iov_iter *it, u8 *p)
 
 /*
  * Call @fn on the first @n bytes of the destination @it (a kvec or bvec
- * iterator as it was before bytes were copied into it), one mapped,
- * virtually contiguous piece at a time.
+ * iterator) from its position, one mapped, virtually contiguous piece at
+ * a time. @it itself is not advanced.
  */
 static inline void nbdws_iter_each(const struct iov_iter *it, size_t n,
 				   void (*fn)(void *arg, u8 *p, size_t len),

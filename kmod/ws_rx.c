@@ -129,20 +129,26 @@ static int nbdws_ws_pull(struct nbdws_rx_src *src, struct iov_iter *to)
 	}
 }
 
+struct nbdws_ws_copy {
+	struct ws_dec *dec;
+	const u8 *from;
+};
+
+static void nbdws_ws_copy_piece(void *arg, u8 *p, size_t len)
+{
+	struct nbdws_ws_copy *c = arg;
+
+	ws_dec_data_copy(c->dec, p, c->from, len);
+	c->from += len;
+}
+
 void nbdws_ws_copy_to_iter(struct ws_dec *dec, const u8 *p, size_t len,
 			   struct iov_iter *to)
 {
-	while (len) {
-		size_t room;
-		u8 *dst = nbdws_iter_map(to, &room);
+	struct nbdws_ws_copy c = { .dec = dec, .from = p };
 
-		room = min(room, len);
-		ws_dec_data_copy(dec, dst, p, room);
-		nbdws_iter_unmap(to, dst);
-		iov_iter_advance(to, room);
-		p += room;
-		len -= room;
-	}
+	nbdws_iter_each(to, len, nbdws_ws_copy_piece, &c);
+	iov_iter_advance(to, len);
 }
 
 void nbdws_ws_src_init(struct nbdws_ws_src *w, struct nbdws_conn *conn,
