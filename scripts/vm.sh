@@ -54,6 +54,7 @@ mkdir -p "$out"
 initrd="$top/build/vm/initramfs-$kver.cpio.gz"
 if [ ! -s "$initrd" ] || [ "$initrd" -ot "$top/selftests/vm/init" ] ||
    [ "$initrd" -ot "$0" ]; then
+	mkdir -p "$top/build/vm"
 	stage=$(mktemp -d "$top/build/vm/.initramfs.XXXXXX")
 	trap 'rm -rf "$stage"' EXIT
 	mkdir -p "$stage"/{bin,dev,proc,sys,newroot,lib/modules}
