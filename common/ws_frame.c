@@ -14,6 +14,16 @@
  */
 #include "ws_frame.h"
 
+#ifdef __KERNEL__
+/* No vector registers here: the word loop in ws_mask_copy() does it all. */
+static inline size_t ws_mask_vec(u8 *dst, const u8 *src, size_t len, u64 kw)
+{
+	return 0;
+}
+#else
+#include "ws_mask_vec.h"	/* lib/: AVX2 where the CPU has it */
+#endif
+
 enum ws_dec_state {
 	WS_ST_HEADER,		/* collecting a frame header */
 	WS_ST_CONTROL,		/* collecting a control frame's payload */
@@ -461,6 +471,12 @@ void ws_mask_copy(u8 *dst, const u8 *src, size_t len, const u8 key[4],
 	for (i = 0; i < 8; i++)
 		k[i] = key[(offset + i) & 3];
 	memcpy(&kw, k, 8);
+
+	/* Whole 64-byte blocks keep the phase of @offset for what follows. */
+	i = ws_mask_vec(dst, src, len, kw);
+	dst += i;
+	src += i;
+	len -= i;
 
 	/*
 	 * Four words per turn: in the kernel (no vector registers) this

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # libFuzzer targets for the codec shared by nbdws.ko and userspace
-# (common/ws_frame.c, common/nbd_wire.c). Run from the top level:
+# (common/ws_frame.c, common/nbd_wire.c; lib/ws_mask_vec.c is the vector
+# masking userspace builds of ws_frame.c use). Run from the top level:
 #
 #   make fuzz                      build, seed, run each target 60 s
 #   make fuzz FUZZ_SECONDS=300     longer
@@ -23,8 +24,8 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -Wall -Wextra -Werror \
 	-Iuapi -Icommon -Ilib -Ifuzz \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
-CODEC_SRCS := common/ws_frame.c common/nbd_wire.c
-CODEC_HDRS := $(wildcard common/*.h lib/user_types.h fuzz/*.h)
+CODEC_SRCS := common/ws_frame.c common/nbd_wire.c lib/ws_mask_vec.c
+CODEC_HDRS := $(wildcard common/*.h lib/user_types.h lib/ws_mask_vec.h fuzz/*.h)
 
 .PHONY: all build corpus run check-clang
 .DELETE_ON_ERROR:

@@ -16,6 +16,7 @@
 
 #include "kselftest_harness.h"
 #include "ws_frame.h"
+#include "ws_mask_vec.h"
 
 #define SERVER	true	/* decoder expects masked frames */
 #define CLIENT	false	/* decoder expects unmasked frames */
@@ -1011,13 +1012,14 @@ TEST(mask_copy_matches_definition)
 	static const u8 key[4] = { 0x12, 0x34, 0x56, 0x78 };
 	static const u64 offs[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11,
 				    (1ULL << 40) + 3, ~0ULL };
-	u8 src[96], dst[96], ref[96], inplace[96];
+	/* Up to three 64-byte blocks plus a tail: both loops and the seam. */
+	u8 src[216], dst[216], ref[216], inplace[216];
 	size_t i, len, algn;
 
 	for (i = 0; i < sizeof(src); i++)
 		src[i] = (u8)(i * 31 + 5);
 	for (i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
-		for (len = 0; len <= 80; len++) {
+		for (len = 0; len <= 208; len++) {
 			for (algn = 0; algn < 8; algn++) {
 				size_t k;
 
@@ -1040,6 +1042,35 @@ TEST(mask_copy_matches_definition)
 			}
 		}
 	}
+}
+
+/*
+ * Userspace builds mask whole 64-byte blocks with AVX2 where the CPU has
+ * it (lib/ws_mask_vec.c): check it is taken exactly then, and that what it
+ * leaves is the tail ws_mask_copy() finishes.
+ */
+TEST(mask_vec_takes_whole_blocks_with_avx2)
+{
+	const u64 kw = 0x0403020104030201ULL;
+	u8 src[200], dst[200];
+	size_t i, want, n;
+
+	for (i = 0; i < sizeof(src); i++)
+		src[i] = (u8)(i * 7 + 1);
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	want = __builtin_cpu_supports("avx2") ? 192 : 0;
+#else
+	want = 0;
+#endif
+	memset(dst, 0, sizeof(dst));
+	n = ws_mask_vec(dst, src, sizeof(src), kw);
+	ASSERT_EQ(want, n);
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(src[i] ^ (u8)(i % 4 + 1), dst[i]);
+	for (; i < sizeof(dst); i++)
+		ASSERT_EQ(0, dst[i]);
+	ASSERT_EQ(0, ws_mask_vec(dst, src, 63, kw));
 }
 
 TEST_HARNESS_MAIN
