@@ -46,10 +46,16 @@ $(FB)/gen_corpus: fuzz/gen_corpus.c $(CODEC_SRCS) $(CODEC_HDRS)
 	$(HOSTCC) -std=gnu11 -O2 -Wall -Wextra -Werror -Iuapi -Icommon -Ilib \
 		-Ifuzz -o $@ $< $(CODEC_SRCS)
 
-$(FB)/corpus/.stamp: $(FB)/gen_corpus
+# Seeds: generated streams, plus fuzz/regress/TARGET/, inputs that once
+# crashed a target (each file says in its name what it caught).
+$(FB)/corpus/.stamp: $(FB)/gen_corpus $(wildcard fuzz/regress/*/*)
 	rm -rf $(FB)/corpus
 	mkdir -p $(FB)/corpus/fuzz_rx_stream $(FB)/corpus/fuzz_codec_roundtrip
 	$< $(FB)/corpus/fuzz_rx_stream $(FB)/corpus/fuzz_codec_roundtrip
+	for d in fuzz/regress/*/; do \
+		t=$$(basename "$$d"); \
+		cp "$$d"* $(FB)/corpus/"$$t"/ || exit 1; \
+	done
 	touch $@
 
 corpus: $(FB)/corpus/.stamp

@@ -27,6 +27,7 @@
 
 #define RX_SLOTS	8
 #define RX_COOKIE_BASE	0x6e62647700000000ULL	/* "nbdw" << 32 */
+#define RX_FNV_BASIS	2166136261u		/* FNV-1a offset basis */
 
 /* Read sizes per slot: 0 = no payload (write, flush, trim). */
 static const u32 rx_slot_len[RX_SLOTS] = {
@@ -60,8 +61,6 @@ static inline void rx_hash_into(u32 *h, const void *p, size_t n)
 	const u8 *b = p;
 	size_t i;
 
-	if (!*h)
-		*h = 2166136261u;
 	for (i = 0; i < n; i++)
 		*h = (*h ^ b[i]) * 16777619u;
 }
@@ -83,6 +82,13 @@ static inline void rx_sim_init(struct rx_sim *r)
 	int i;
 
 	memset(r, 0, sizeof(*r));
+	/*
+	 * Seeded here, once: seeding lazily on a zero hash restarted the hash
+	 * wherever a running value happened to be 0 between two calls, so the
+	 * same bytes fed in different pieces could hash differently.
+	 */
+	r->out.hash = RX_FNV_BASIS;
+	r->out.ws_hash = RX_FNV_BASIS;
 	nbd_reply_parser_init(&r->parser);
 	r->cur = -1;
 	for (i = 0; i < RX_SLOTS; i++) {
