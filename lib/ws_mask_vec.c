@@ -4,8 +4,9 @@
  *
  * GCC's and clang's vector extensions rather than intrinsics: the XOR of
  * two 32-byte vectors is all this needs, and the target attribute lets one
- * binary carry the AVX2 loop while running on CPUs without it; the CPU is
- * asked once, at the first call.
+ * binary carry the AVX2 loop while running on CPUs without it. The CPU is
+ * asked at start-up by the compiler runtime's constructor, so
+ * __builtin_cpu_supports() is one load and test of what it found.
  */
 #include <string.h>
 
@@ -37,15 +38,7 @@ static size_t ws_mask_avx2(u8 *dst, const u8 *src, size_t len, u64 kw)
 
 size_t ws_mask_vec(u8 *dst, const u8 *src, size_t len, u64 kw)
 {
-	static int has_avx2 = -1;
-
-	/* Racing first calls store the same answer. */
-	if (__atomic_load_n(&has_avx2, __ATOMIC_RELAXED) < 0) {
-		__builtin_cpu_init();
-		__atomic_store_n(&has_avx2, !!__builtin_cpu_supports("avx2"),
-				 __ATOMIC_RELAXED);
-	}
-	if (len < 64 || !__atomic_load_n(&has_avx2, __ATOMIC_RELAXED))
+	if (len < 64 || !__builtin_cpu_supports("avx2"))
 		return 0;
 	return ws_mask_avx2(dst, src, len, kw);
 }

@@ -1058,7 +1058,6 @@ TEST(mask_vec_takes_whole_blocks_with_avx2)
 	for (i = 0; i < sizeof(src); i++)
 		src[i] = (u8)(i * 7 + 1);
 #if defined(__x86_64__)
-	__builtin_cpu_init();
 	want = __builtin_cpu_supports("avx2") ? 192 : 0;
 #else
 	want = 0;
