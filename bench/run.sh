@@ -95,6 +95,14 @@ mkdir -p "$out/scripts"
 cp "$top/bench/guest.sh" "$top/bench/measure.py" "$top/bench/rows.txt" \
 	"$out/scripts/"
 
+# The bench measures the tree as it is: make rebuilds whatever is older
+# than its sources (nbdctl, the peer and ws_attach), and a failed build
+# stops the run rather than let it measure a stale binary.
+if ! make -C "$top" -s tools bench-tools > "$out/make.log" 2>&1; then
+	echo "bench: make tools bench-tools failed (build/bench/$tag/make.log)" >&2
+	exit 1
+fi
+
 # nbdws.ko, built in a staging folder of the bench's own so a build here
 # never races one for the selftests. A module that does not build (or a
 # missing nbdctl) makes the nbdws rows "not run", and the bench fail.
