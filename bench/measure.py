@@ -14,7 +14,10 @@ after its last I/O completed: the CPU window and the bytes fio counts
 cover the same run (no ramp_time, whose bytes fio leaves out of its
 totals). The servers' own CPU time (/proc/PID/stat, summed over every
 --server-pid) is read in the same hooks, so the JSON can tell the
-servers' cost from the rest.
+servers' cost from the rest. The TCP counters of /proc/net/snmp are
+read in the same hooks: segments per GiB tell one transport's traffic
+pattern from another's (all the clients' traffic is on loopback, where
+every segment is counted once sent and once received).
 
 With --repeat N the whole sequence runs N times; every run is a record
 of its own (field "rep") and the report takes the median.
@@ -51,12 +54,20 @@ def load_rows(path, only):
 
 
 def parse_snapshot(path):
-    """/proc/stat followed by the servers' /proc/PID/stat, as cat wrote
-    them; the servers' times are summed."""
-    cpu, server = None, None
+    """/proc/stat, /proc/net/snmp and the servers' /proc/PID/stat, as cat
+    wrote them; the servers' times are summed. Returns the cpu fields,
+    the servers' ticks and the Tcp counters (a dict by name)."""
+    cpu, server, tcp_names, tcp = None, None, None, {}
     with open(path) as f:
         for line in f:
-            if line.startswith("cpu "):
+            if line.startswith("Tcp:"):
+                # A line of names, then a line of values.
+                if tcp_names is None:
+                    tcp_names = line.split()[1:]
+                else:
+                    tcp = dict(zip(tcp_names, (int(v) for v in
+                                               line.split()[1:])))
+            elif line.startswith("cpu "):
                 cpu = dict(zip(STAT_FIELDS,
                                (int(v) for v in line.split()[1:9])))
             elif ")" in line:
@@ -66,7 +77,7 @@ def parse_snapshot(path):
                 server = (server or 0) + sum(int(v) for v in fields[11:15])
     if cpu is None:
         raise ValueError("no cpu line in %s" % path)
-    return cpu, server
+    return cpu, server, tcp
 
 
 def job_section(name, dev, rw, bs, qd, runtime, hook):
@@ -111,9 +122,9 @@ def main():
         k, _, v = kv.partition("=")
         labels[k] = int(v) if v.isdigit() else v
 
-    hook = "cat /proc/stat"
-    for pid in args.server_pid:
-        hook += " /proc/%d/stat" % pid
+    files = " ".join(["/proc/stat", "/proc/net/snmp"] +
+                     ["/proc/%d/stat" % pid for pid in args.server_pid])
+    hook = "cat " + files
     os.makedirs(args.workdir, exist_ok=True)
     jobfile = os.path.join(args.workdir, "bench.fio")
     plan = []
@@ -182,9 +193,9 @@ def main():
                 j["error"], os.strerror(j["error"]), dev)
         if why is None:
             try:
-                c0, s0 = parse_snapshot(os.path.join(
+                c0, s0, t0 = parse_snapshot(os.path.join(
                     args.workdir, job + ".prerun.txt"))
-                c1, s1 = parse_snapshot(os.path.join(
+                c1, s1, t1 = parse_snapshot(os.path.join(
                     args.workdir, job + ".postrun.txt"))
             except (OSError, ValueError) as e:
                 why = "CPU snapshots missing: %s" % e
@@ -225,6 +236,9 @@ def main():
                 "server_cpu_s": ((s1 - s0) / hz
                                  if s0 is not None and s1 is not None
                                  else None),
+                "tcp": {k: t1[k] - t0[k] for k in
+                        ("OutSegs", "InSegs", "RetransSegs")
+                        if k in t0 and k in t1},
             })
         print(json.dumps(rec))
     if failure and not bad:
