@@ -18,7 +18,8 @@
 # BENCH_SIZE (fio region), BENCH_CLIENTS ("nbd nbdws"), BENCH_SERVERS
 # ("memory null"), BENCH_CONNS ("1 4"), BENCH_TRANSPORT (tcp | unix),
 # BENCH_ROWS (row names, empty = all), BENCH_REPEAT (runs of the whole row
-# sequence, default 1), NBDWS_KO (module file), NBDCTL, NBDWS_UNAVAILABLE
+# sequence, default 1), BENCH_PERF (non-empty: profile every row with
+# perf record, see measure.py), NBDWS_KO (module file), NBDCTL, NBDWS_UNAVAILABLE
 # (why nbdws cannot run, as found on the host; empty when it can).
 # WebSocket clients: BENCH_PEER, BENCH_ATTACH (programs), BENCH_TLS_DIR
 # (cert.pem, key.pem for wss), PEER_UNAVAILABLE (why they cannot run).
@@ -399,6 +400,7 @@ for s in $BENCH_SERVERS; do
 				--rows "$BENCH_SCRIPTS/rows.txt" \
 				--only "${BENCH_ROWS:-}" --runtime "$BENCH_RUNTIME" \
 				--repeat "${BENCH_REPEAT:-1}" \
+				${BENCH_PERF:+--perf} \
 				--size "$BENCH_SIZE" \
 				--workdir "$work" --label server="$s" --label conns="$n" \
 				> "$work.jsonl" 2> "$work.err" || failed=1

@@ -22,6 +22,13 @@ every segment is counted once sent and once received).
 With --repeat N the whole sequence runs N times; every run is a record
 of its own (field "rep") and the report takes the median.
 
+With --perf every job also runs under a system-wide "perf record" (the
+cpu-clock software event: TCG guests have no PMU), started before the
+job's first CPU snapshot and stopped after its last one, and after fio a
+flat per-symbol profile of each job is written next to its snapshots
+(record field "profile"). The sampling costs CPU inside the window, so a
+profiled run answers "where does the time go", never "how fast".
+
 Prints one JSON record per (repetition, row, client) on stdout, status
 "ok" or "error" with a reason. Exits 1 when any record is an error.
 """
@@ -40,6 +47,10 @@ STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq",
 # fields that follow steal are already included in user and nice.
 BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
 WARMUP_S = 1
+# Samples per second and CPU: enough for a flat profile of a 5 s row
+# without the sampler itself dominating an emulated guest.
+PERF_HZ = 499
+PERF_DIR = "/tmp/nbdws-bench-perf"
 
 
 def load_rows(path, only):
@@ -80,10 +91,101 @@ def parse_snapshot(path):
     return cpu, server, tcp
 
 
-def job_section(name, dev, rw, bs, qd, runtime, hook):
+def job_section(name, dev, rw, bs, qd, runtime, prerun, postrun):
     return ("[%s]\nfilename=%s\nrw=%s\nbs=%s\niodepth=%d\nruntime=%d\n"
             "exec_prerun=%s\nexec_postrun=%s\n\n"
-            % (name, dev, rw, bs, qd, runtime, hook, hook))
+            % (name, dev, rw, bs, qd, runtime, prerun, postrun))
+
+
+# fio reads ';' in a job file as the start of a comment, so a hook that
+# needs more than one command runs as a script. $1 is start or stop, $2
+# the job's name, the rest the files of the CPU snapshot. perf cannot
+# mmap its output on the 9p share the work folder lives on, so the
+# recording goes to the guest's own /tmp (perf_dir()). perf takes ~10 s
+# to start in an emulated guest, so it starts with its events off and
+# the hooks switch them on and off through its control FIFOs, each
+# acknowledged: the window sampled is the one the CPU snapshots bound.
+# A perf that never answers (it failed to start) would block the FIFOs'
+# open for good, hence the timeout; the start hook then prints perf's
+# messages instead of the snapshot, and the row fails with them.
+# Stopping sends SIGINT (so it writes a complete file) and waits.
+PERF_HOOK = """#!/bin/sh
+what=$1 base=%s/$2
+shift 2
+ctl() {
+	timeout 120 sh -c 'echo "$1" > "$2" && read -r ack < "$3"' \\
+		ctl "$1" "$base.ctl" "$base.ack"
+}
+if [ "$what" = start ]; then
+	mkfifo "$base.ctl" "$base.ack" || exit 1
+	perf record -a -g -F %d -e cpu-clock -D -1 \\
+		--control "fifo:$base.ctl,$base.ack" -o "$base.data" \\
+		> "$base.log" 2>&1 < /dev/null &
+	echo $! > "$base.pid"
+	if ! ctl enable; then
+		echo "perf record did not start:"
+		cat "$base.log"
+		exit 1
+	fi
+	exec cat "$@"
+fi
+cat "$@"
+ctl disable
+p=$(cat "$base.pid")
+kill -INT "$p"
+while kill -0 "$p" 2> /dev/null; do
+	sleep 0.2
+done
+"""
+
+
+def perf_dir(workdir):
+    """Where the recordings of one work folder's jobs go: job names
+    repeat from one (server, connections) group to the next."""
+    return os.path.join(PERF_DIR, os.path.basename(os.path.normpath(workdir)))
+
+
+def perf_hooks(workdir, job, files):
+    """fio hooks that wrap the CPU snapshot of files in a perf record."""
+    script = os.path.join(workdir, "perf-hook.sh")
+    if not os.path.exists(script):
+        os.makedirs(perf_dir(workdir), exist_ok=True)
+        with open(script, "w") as f:
+            f.write(PERF_HOOK % (perf_dir(workdir), PERF_HZ))
+    return tuple("sh %s %s %s %s" % (script, what, job, files)
+                 for what in ("start", "stop"))
+
+
+def perf_report(workdir, job):
+    """Profiles of one job into the work folder: flat by symbol with its
+    object (JOB.perf.txt), and the call chains into the symbols above 1%
+    (JOB.perf-calls.txt). Returns the flat file's name, or None when
+    there is no usable recording (the reason is in the file then)."""
+    data = os.path.join(perf_dir(workdir), job + ".data")
+    flat = os.path.join(workdir, job + ".perf.txt")
+    with open(flat, "w") as out:
+        if not os.path.exists(data):
+            out.write("no recording: %s\n" % data)
+            return None
+        rc = subprocess.call(["perf", "report", "-i", data, "--stdio",
+                              "--no-children", "-g", "none", "-n",
+                              "--sort", "dso,sym", "--percent-limit", "0.05"],
+                             stdout=out, stderr=subprocess.STDOUT)
+    with open(os.path.join(workdir, job + ".perf-calls.txt"), "w") as out:
+        subprocess.call(["perf", "report", "-i", data, "--stdio",
+                         "--no-children", "-g", "caller,0.5,callee",
+                         "--sort", "sym", "--percent-limit", "1"],
+                        stdout=out, stderr=subprocess.STDOUT)
+    try:
+        with open(os.path.join(perf_dir(workdir), job + ".log")) as log:
+            said = log.read()
+    except OSError as e:
+        said = str(e)
+    with open(flat, "a") as out:
+        out.write("\n# perf record said:\n" + said)
+    # Relative to the bench's output folder, where records.jsonl is.
+    return (os.path.join(os.path.basename(os.path.normpath(workdir)),
+                         os.path.basename(flat)) if rc == 0 else None)
 
 
 def main():
@@ -103,6 +205,8 @@ def main():
                     help="job file, fio output and hook snapshots go here")
     ap.add_argument("--label", action="append", default=[],
                     metavar="KEY=VALUE", help="copied into every record")
+    ap.add_argument("--perf", action="store_true",
+                    help="profile every job with perf record (see above)")
     args = ap.parse_args()
 
     devices = [d.split("=", 1) for d in args.device]
@@ -145,11 +249,13 @@ def main():
                 for client, dev in order:
                     job = "%d-%d-%s-%s" % (rep, i, name, client)
                     plan.append((job, rep, name, client, dev))
+                    pre, post = (perf_hooks(args.workdir, job, files)
+                                 if args.perf else (hook, hook))
                     f.write(job_section(job, dev, rw, bs, qd, args.runtime,
-                                        hook))
+                                        pre, post))
 
     runs = len(plan) + len(devices)
-    limit = 120 + runs * (args.runtime + 30)
+    limit = 120 + runs * (args.runtime + (90 if args.perf else 30))
     fio_out = os.path.join(args.workdir, "fio.json")
     with open(fio_out, "w") as out, \
             open(os.path.join(args.workdir, "fio.err"), "w") as err:
@@ -240,6 +346,9 @@ def main():
                         ("OutSegs", "InSegs", "RetransSegs")
                         if k in t0 and k in t1},
             })
+            if args.perf:
+                rec["profile"] = perf_report(args.workdir, job)
+                rec["perf_hz"] = PERF_HZ
         print(json.dumps(rec))
     if failure and not bad:
         print(json.dumps(dict(labels, kind="setup", status="error",

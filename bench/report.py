@@ -144,6 +144,10 @@ def header(meta, host):
                        "the figures are noisy: rerun on a quiet host "
                        "(or with --repeat) before trusting a ratio"
                        % (100 * share))
+    if host.get("profiled"):
+        out.append("PROFILED: perf record sampled every row (profiles: "
+                   "fio-SERVER-CONNS/*.perf.txt); its cost is inside the "
+                   "figures, which say where the CPU went, not how fast")
     out.append("CPU-s/GiB: guest CPU seconds (all vCPUs: user+nice+system+"
                "irq+softirq+steal) per GiB moved; lower is better")
     clients = host.get("clients", list(NBDKIT_CLIENTS))

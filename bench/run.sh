@@ -8,8 +8,10 @@
 #   run.sh [--kernel NAME|KVER] [--runtime SEC] [--size SIZE]
 #          [--clients "nbd nbdws"] [--servers "memory null"] [--conns "1 4"]
 #          [--rows "NAME ..."] [--repeat N] [--transport tcp|unix]
-#          [--timeout SEC] [--ws] [--report-only]
+#          [--timeout SEC] [--ws] [--perf] [--report-only]
 #   --ws = --clients "nbdws-plain nbdws-ws-server nbdws-ws-client nbdws-wss"
+#   --perf profiles every row with perf record (where the CPU goes; the
+#          sampling distorts the figures, so never a run to compare speed)
 #
 # Not a test: nothing here asserts a timing. It exits non-zero when a
 # client, a server or a row could not be set up or fio failed.
@@ -21,13 +23,13 @@ set -euo pipefail
 {
 top=$(cd "$(dirname "$0")/.." && pwd)
 kernel='' runtime=10 size=256M clients="nbd nbdws" servers="memory null"
-conns="1 4" rows='' repeat=1 transport=tcp timeout='' report_only=''
+conns="1 4" rows='' repeat=1 transport=tcp timeout='' report_only='' perf=''
 usage() {
-	sed -n '7,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '7,14p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 while [ $# -gt 0 ]; do
-	[ $# -ge 2 ] || case "$1" in --report-only|--ws) ;; *) usage ;; esac
+	[ $# -ge 2 ] || case "$1" in --report-only|--ws|--perf) ;; *) usage ;; esac
 	case "$1" in
 	--kernel) kernel=$2; shift 2 ;;
 	--runtime) runtime=$2; shift 2 ;;
@@ -40,12 +42,18 @@ while [ $# -gt 0 ]; do
 	--transport) transport=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--report-only) report_only=1; shift ;;
+	--perf) perf=1; shift ;;
 	--ws) clients="nbdws-plain nbdws-ws-server nbdws-ws-client nbdws-wss"
 		shift ;;
 	*) usage ;;
 	esac
 done
 case "$transport" in tcp|unix) ;; *) usage ;; esac
+# The guest runs the host's perf (the host's root is its root).
+if [ -n "$perf" ] && ! command -v perf > /dev/null; then
+	echo "bench: --perf needs perf (apt-get install linux-perf)" >&2
+	exit 2
+fi
 [[ "$runtime" =~ ^[1-9][0-9]*$ ]] || usage
 [[ "$repeat" =~ ^[1-9][0-9]*$ ]] || usage
 # nbdws-*: nbdws.ko against the bench's C peer (build/ws_nbd_peer), TCP only.
@@ -146,14 +154,17 @@ groups=$(( $(wc -w <<< "$servers") * $(wc -w <<< "$conns") ))
 runs=$(( groups * nrows * $(wc -w <<< "$clients") * repeat ))
 # Generous for TCG on a busy host: 20 s per fio job on top of its
 # runtime, a minute per group for connecting, five for boot and servers.
+# A profiled row also starts and stops perf and writes its report.
+perf_s=0
+[ -z "$perf" ] || perf_s=60
 timeout=${timeout:-$(( 300 + groups * 60 * (1 + $(wc -w <<< "$peer_clients")) +
-	runs * (runtime + 20) ))}
+	runs * (runtime + 20 + perf_s) ))}
 
 # What was asked for, for the report (values through the environment,
 # never pasted into the program).
 B_KVER=$kver B_RUNTIME=$runtime B_SIZE=$size B_TRANSPORT=$transport \
 B_REPEAT=$repeat B_ROWS=$rows B_CLIENTS=$clients B_SERVERS=$servers \
-B_CONNS=$conns B_UNAVAILABLE=$unavailable B_PEER_UNAVAILABLE=$peer_unavailable \
+B_CONNS=$conns B_PERF=$perf B_UNAVAILABLE=$unavailable B_PEER_UNAVAILABLE=$peer_unavailable \
 B_ACCEL_FILE="$top/build/vm/accel" \
 "$py" - "$out/host.json" <<'PYEOF'
 import json, os, sys, time
@@ -169,6 +180,7 @@ json.dump({"kver": e["B_KVER"], "accel": accel,
            "rows": e["B_ROWS"].split(), "clients": e["B_CLIENTS"].split(),
            "servers": e["B_SERVERS"].split(),
            "conns": [int(c) for c in e["B_CONNS"].split()],
+           "profiled": bool(e["B_PERF"]),
            "nbdws_unavailable": e["B_UNAVAILABLE"] or None,
            "peer_unavailable": e["B_PEER_UNAVAILABLE"] or None},
           open(sys.argv[1], "w"), indent=1)
@@ -179,7 +191,7 @@ PYEOF
 	echo "export BENCH_OUT='$out' BENCH_RUNTIME='$runtime' BENCH_SIZE='$size'"
 	echo "export BENCH_CLIENTS='$clients' BENCH_SERVERS='$servers'"
 	echo "export BENCH_CONNS='$conns' BENCH_ROWS='$rows' BENCH_TRANSPORT='$transport'"
-	echo "export BENCH_REPEAT='$repeat'"
+	echo "export BENCH_REPEAT='$repeat' BENCH_PERF='$perf'"
 	printf 'export NBDWS_UNAVAILABLE=%q\n' "$unavailable"
 	echo "export BENCH_PEER='$peer' BENCH_ATTACH='$attach' BENCH_TLS_DIR='$out/tls'"
 	printf 'export PEER_UNAVAILABLE=%q\n' "$peer_unavailable"
