@@ -50,6 +50,14 @@ def main():
     ap.add_argument("out", help="build/bench/TAG of a run.sh --perf run")
     args = ap.parse_args()
 
+    # The first client of the run is the base of every comparison; the
+    # records alternate the clients' order from row to row.
+    order = []
+    try:
+        with open(os.path.join(args.out, "host.json")) as f:
+            order = json.load(f).get("clients", [])
+    except (OSError, ValueError):
+        pass
     groups = collections.OrderedDict()
     hz = None
     with open(os.path.join(args.out, "records.jsonl")) as f:
@@ -69,7 +77,8 @@ def main():
                  % args.out)
 
     for (server, conns, row), clients in groups.items():
-        names = list(clients)
+        names = sorted(clients, key=lambda c: (order.index(c)
+                                               if c in order else len(order)))
         print("%s, %s connection(s), %s: CPU ms per GiB moved, summed over "
               "the repetitions (one sample = %.1f ms)"
               % (server, conns, row, 1000.0 / hz))
