@@ -145,15 +145,13 @@ def perf_dir(workdir):
     return os.path.join(PERF_DIR, os.path.basename(os.path.normpath(workdir)))
 
 
-def perf_hooks(workdir, job, files):
-    """fio hooks that wrap the CPU snapshot of files in a perf record."""
+def write_perf_hook(workdir):
+    """The hook script and the recordings' folder; returns the script."""
     script = os.path.join(workdir, "perf-hook.sh")
-    if not os.path.exists(script):
-        os.makedirs(perf_dir(workdir), exist_ok=True)
-        with open(script, "w") as f:
-            f.write(PERF_HOOK % (perf_dir(workdir), PERF_HZ))
-    return tuple("sh %s %s %s %s" % (script, what, job, files)
-                 for what in ("start", "stop"))
+    os.makedirs(perf_dir(workdir), exist_ok=True)
+    with open(script, "w") as f:
+        f.write(PERF_HOOK % (perf_dir(workdir), PERF_HZ))
+    return script
 
 
 def perf_report(workdir, job):
@@ -230,6 +228,9 @@ def main():
                      ["/proc/%d/stat" % pid for pid in args.server_pid])
     hook = "cat " + files
     os.makedirs(args.workdir, exist_ok=True)
+    if args.perf:
+        perf_hook = "sh %s %%s %%s %s" % (write_perf_hook(args.workdir),
+                                          files)
     jobfile = os.path.join(args.workdir, "bench.fio")
     plan = []
     with open(jobfile, "w") as f:
@@ -249,7 +250,8 @@ def main():
                 for client, dev in order:
                     job = "%d-%d-%s-%s" % (rep, i, name, client)
                     plan.append((job, rep, name, client, dev))
-                    pre, post = (perf_hooks(args.workdir, job, files)
+                    pre, post = ((perf_hook % ("start", job),
+                                  perf_hook % ("stop", job))
                                  if args.perf else (hook, hook))
                     f.write(job_section(job, dev, rw, bs, qd, args.runtime,
                                         pre, post))

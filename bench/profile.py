@@ -98,8 +98,7 @@ def main():
                 sb = sum(v for k, v in b.items() if pick(k))
                 print("  %-44s %10.0f %10.0f %+9.0f" % ("= " + label, sa, sb,
                                                         sb - sa))
-            keys = sorted((set(a) | set(b)) - {k for k in set(a) | set(b)
-                                               if k[1] in IDLE},
+            keys = sorted((k for k in set(a) | set(b) if k[1] not in IDLE),
                           key=lambda k: -abs(b.get(k, 0) - a.get(k, 0)))
             for k in keys[:args.top]:
                 name = "%s %s" % (k[1], "" if k[0] in KERNEL
