@@ -46,10 +46,11 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 COMMON_SRCS := $(wildcard common/*.c)
 LIB_SRCS := $(wildcard lib/*.c)
 NBDCTL_SRCS := $(wildcard tools/nbdctl/*.c)
+RELAY_SRCS := $(wildcard tools/nbdws-relay/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 SELFTEST_SRCS := $(wildcard selftests/nbdws/*.c)
 USER_HDRS := $(wildcard uapi/linux/*.h common/*.h lib/*.h tools/nbdctl/*.h \
-	tests/unit/*.h selftests/nbdws/*.h)
+	tools/nbdws-relay/*.h tests/unit/*.h selftests/nbdws/*.h)
 
 # kselftest_harness.h and kselftest.h come from linux-source-6.1.
 KSFT := $(B)/kselftest
@@ -58,6 +59,7 @@ KSFT_HDRS := $(KSFT)/kselftest_harness.h $(KSFT)/kselftest.h
 LIBUSER := $(B)/libnbdws-user.a
 LIBUSER_SAN := $(B)/san/libnbdws-user.a
 NBDCTL := $(B)/nbdctl
+RELAY := $(B)/nbdws-relay
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRCS))
 SELFTEST_BINS := $(patsubst selftests/nbdws/%.c,$(B)/selftests/%,$(SELFTEST_SRCS))
 
@@ -81,7 +83,7 @@ module:
 
 # ---- userspace ------------------------------------------------------------
 
-tools: $(if $(NBDCTL_SRCS),$(NBDCTL))
+tools: $(if $(NBDCTL_SRCS),$(NBDCTL)) $(if $(RELAY_SRCS),$(RELAY))
 
 $(B)/obj/%.o: %.c $(USER_HDRS)
 	@mkdir -p $(dir $@)
@@ -102,7 +104,17 @@ $(LIBUSER_SAN): $(patsubst %.c,$(B)/san/obj/%.o,$(COMMON_SRCS) $(LIB_SRCS))
 $(NBDCTL): $(patsubst %.c,$(B)/obj/%.o,$(NBDCTL_SRCS)) $(LIBUSER)
 	$(CC) -o $@ $^ $(USER_LDLIBS)
 
-unit: $(UNIT_BINS) $(NBDCTL)
+# The relay: one process, an epoll loop, fibers for handshakes and one
+# worker thread for netlink commands (tools/nbdws-relay/relay.h).
+$(RELAY): $(patsubst %.c,$(B)/obj/%.o,$(RELAY_SRCS)) $(LIBUSER)
+	$(CC) -pthread -o $@ $^ $(USER_LDLIBS)
+
+# The same with ASan/UBSan, for the host unit tests that drive the relay.
+RELAY_SAN := $(B)/san/nbdws-relay
+$(RELAY_SAN): $(patsubst %.c,$(B)/san/obj/%.o,$(RELAY_SRCS)) $(LIBUSER_SAN)
+	$(CC) $(SAN_FLAGS) -pthread -o $@ $^ $(USER_LDLIBS)
+
+unit: $(UNIT_BINS) $(NBDCTL) $(if $(RELAY_SRCS),$(RELAY_SAN))
 
 $(B)/unit/%: tests/unit/%.c $(LIBUSER_SAN) $(USER_HDRS) $(KSFT_HDRS)
 	@mkdir -p $(dir $@)
