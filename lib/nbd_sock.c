@@ -205,10 +205,19 @@ int nbd_sock_connect_uri(const struct nbd_uri *uri, int timeout_ms,
 	return nbd_sock_connect_tcp(uri->host, uri->port, timeout_ms, err);
 }
 
+static nbd_sock_wait_fn wait_hook;
+
+void nbd_sock_set_wait_hook(nbd_sock_wait_fn hook)
+{
+	wait_hook = hook;
+}
+
 int nbd_sock_wait(int fd, short events, long long deadline_ms)
 {
 	struct pollfd pfd = { .fd = fd, .events = events };
 
+	if (wait_hook)
+		return wait_hook(fd, events, deadline_ms);
 	for (;;) {
 		long long left = deadline_ms - nbd_now_ms();
 		int n;

@@ -34,6 +34,16 @@ long long nbd_now_ms(void);
  */
 int nbd_sock_wait(int fd, short events, long long deadline_ms);
 
+/*
+ * Process-wide: have nbd_sock_wait() call @hook instead of poll(), or
+ * restore poll() with NULL. A program that multiplexes many connections
+ * on one thread (nbdws-relay's fibers) makes every wait in this library
+ * (TLS, upgrade, framing, NBD handshake) yield to its event loop. The
+ * hook returns what nbd_sock_wait() would. Set it before any I/O.
+ */
+typedef int (*nbd_sock_wait_fn)(int fd, short events, long long deadline_ms);
+void nbd_sock_set_wait_hook(nbd_sock_wait_fn hook);
+
 /* Send all of @buf before @deadline_ms: 0, -ETIMEDOUT or -errno. */
 int nbd_sock_send_all(int fd, const void *buf, size_t len,
 		      long long deadline_ms);
