@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * TLS client for wss:// (OpenSSL), built to end in kernel TLS: the record
- * layer moves into the socket (kTLS) as soon as the handshake is done, so
- * that after the WebSocket upgrade and the NBD handshake the plain fd can
- * be handed to nbdws.ko and the kernel keeps the fast path.
+ * TLS for wss:// (OpenSSL), client and server side, built to end in
+ * kernel TLS: the record layer moves into the socket (kTLS) as soon as
+ * the handshake is done, so that after the WebSocket upgrade and the NBD
+ * handshake the plain fd can be handed to nbdws.ko and the kernel keeps
+ * the fast path.
+ *
+ * Client side:
  *
  * - Verification against the system store by default, or a CA file, or
  *   none (insecure, for tests and self-signed lab setups); the peer name
@@ -14,6 +17,13 @@
  *   OpenSSL before 3.2 offloads TLS 1.3 in the send direction only, so
  *   there the session is also capped at TLS 1.2, whose both directions it
  *   does offload.
+ *
+ * The server side (tls_server_new(), tls_accept(), for the relay) makes
+ * the same choices: TLS 1.2 at least, ALPN http/1.1 when the client asks
+ * for ALPN, the kTLS cipher restriction with @want_ktls, and optional
+ * client certificates verified against a CA file. A server session is a
+ * struct tls_conn like a client one: tls_io(), tls_ktls_check(),
+ * tls_describe(), tls_detach() and tls_free() work on both.
  *
  * While the session is in userspace the fd is non-blocking (every wait is
  * a poll() against the deadline); tls_detach() restores it.
@@ -39,8 +49,8 @@ struct tls_opts {
 };
 
 struct tls_conn {
-	struct tls_opts opts;
-	SSL_CTX *ctx;
+	struct tls_opts opts;	/* client side; zero for a server session */
+	SSL_CTX *ctx;		/* one reference, dropped with the session */
 	SSL *ssl;
 	int fd;
 	int fd_flags;		/* file status flags before we set O_NONBLOCK */
@@ -100,5 +110,53 @@ void tls_free(struct tls_conn *t);
 
 /* True if the running kernel has registered the "tls" TCP ULP. */
 bool tls_kernel_has_ulp(void);
+
+/* ---- server side ---- */
+
+struct tls_server_opts {
+	const char *cert_file;	/* PEM: the certificate, then its chain */
+	const char *key_file;	/* PEM: the private key of cert_file */
+	const char *client_ca_file;	/* NULL: no client certificates asked */
+	bool require_client_cert;	/* refuse clients without one */
+	bool want_ktls;		/* sessions are to end in kernel TLS */
+};
+
+/* The server's context: certificate, key, policy. Shared by its sessions. */
+struct tls_server;
+
+/*
+ * Load the certificate chain and key (checked to belong together) and the
+ * client CA if given, and set the policy above. Nothing touches the
+ * network. Returns 0 with *@srv set, or a negative errno with @err set:
+ * -EINVAL a file that cannot be read or used (the message names it and
+ * says why), -ENOMEM.
+ */
+int tls_server_new(struct tls_server **srv, const struct tls_server_opts *o,
+		   struct nbdws_err *err);
+
+/*
+ * Release the server's reference to its context; sessions still running
+ * keep theirs, so this may be called before they end. NULL is fine.
+ */
+void tls_server_free(struct tls_server *srv);
+
+/*
+ * Run the server handshake on accepted @fd within @timeout_ms (also the
+ * deadline of tls_io() afterwards). With a client CA the client's
+ * certificate, when sent, must verify against it; with
+ * require_client_cert it must be sent. Returns 0 with @t a session, or a
+ * negative errno with @err set (-ECONNREFUSED handshake or certificate
+ * refused, -ETIMEDOUT, -ECONNRESET the client left, -ENOMEM); on failure
+ * nothing is left to free and @fd stays open (as with tls_connect()).
+ */
+int tls_accept(struct tls_conn *t, struct tls_server *srv, int fd,
+	       int timeout_ms, struct nbdws_err *err);
+
+/*
+ * SHA-256 of the verified client certificate (its DER encoding) into
+ * @out: 0, or -ENOENT if the client sent none or it was not verified
+ * (possible only without a client CA, where none is asked for).
+ */
+int tls_peer_cert_sha256(struct tls_conn *t, u8 out[32]);
 
 #endif /* _NBDWS_TLS_H */

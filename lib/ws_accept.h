@@ -21,6 +21,7 @@
 
 #include "nbdws_types.h"
 #include "nbdws_err.h"
+#include "http_req.h"
 #include "ws_io.h"
 #include "ws_upgrade.h"
 
@@ -82,5 +83,35 @@ int ws_accept(const struct ws_io *io, const struct ws_accept_opts *o,
 	      struct ws_accept_result *res, struct nbdws_err *err);
 
 void ws_accept_result_free(struct ws_accept_result *res);
+
+/*
+ * For servers that parse the request themselves (http_parse_request())
+ * and decide on paths, credentials and subprotocols on their own (the
+ * relay): check that @req is a WebSocket upgrade by RFC 6455 4.2.1 (GET,
+ * HTTP/1.1 or later, one Host, Upgrade: websocket, Connection: upgrade,
+ * one Sec-WebSocket-Key of 16 base64 bytes, one Sec-WebSocket-Version).
+ * Returns 0 with @accept set to the Sec-WebSocket-Accept value, or with
+ * @err set:
+ * -ENOTCONN        not an upgrade request at all (no Upgrade: websocket):
+ *                  a plain HTTP request, for the caller to route;
+ * -EPROTO          a malformed upgrade (answer 400);
+ * -EPROTONOSUPPORT a WebSocket version other than 13 (answer 426 with
+ *                  "Sec-WebSocket-Version: 13").
+ * "No Upgrade: websocket" is checked first, then the method: an upgrade
+ * with another method than GET is -EPROTO, so a caller that answers 405
+ * to those looks at req->method before calling this.
+ */
+int ws_check_upgrade(const struct http_request *req,
+		     char accept[WS_ACCEPT_LEN + 1], struct nbdws_err *err);
+
+/*
+ * The 101 Switching Protocols response for @accept, with
+ * "Sec-WebSocket-Protocol: @protocol" when @protocol is not NULL (it must
+ * be one the client offered: RFC 6455 4.1 makes the client fail
+ * otherwise). Returns its length, or 0 if it does not fit in @size or
+ * @protocol holds bytes not allowed in a header value.
+ */
+size_t ws_build_accept(const char *accept, const char *protocol, char *out,
+		       size_t size);
 
 #endif /* _NBDWS_WS_ACCEPT_H */
