@@ -234,27 +234,27 @@ static int reply_cb(struct nlattr *attrs, int len, void *arg)
 
 	nla_for_each_attr(a, attrs, len, rem) {
 		if (nla_type(a) == NBDWS_A_INDEX)
-			r->has_index = nbdctl_get_u32(a, &r->index);
+			r->has_index = nbdws_nl_get_u32(a, &r->index);
 		else if (nla_type(a) == NBDWS_A_DISK_NAME)
-			nbdctl_get_str(a, r->disk, sizeof(r->disk));
+			nbdws_nl_get_str(a, r->disk, sizeof(r->disk));
 		else if (nla_type(a) == NBDWS_A_DEVICE)
 			nla_for_each_nested(d, a, drem) {
 				if (nla_type(d) == NBDWS_A_INDEX)
-					r->has_index = nbdctl_get_u32(d, &r->index);
+					r->has_index = nbdws_nl_get_u32(d, &r->index);
 				else if (nla_type(d) == NBDWS_A_DISK_NAME)
-					nbdctl_get_str(d, r->disk, sizeof(r->disk));
+					nbdws_nl_get_str(d, r->disk, sizeof(r->disk));
 			}
 	}
 	return 0;
 }
 
-static struct nl_msg *build_connect(struct nbdctl_nl *nl,
+static struct nl_msg *build_connect(struct nbdws_nl *nl,
 				    const struct connect_cfg *cfg,
 				    const struct nbd_export_info *info,
 				    const struct dev_params *p,
 				    const struct nbdctl_conn *c)
 {
-	struct nl_msg *msg = nbdctl_nl_msg(nl, NBDWS_CMD_CONNECT, 0);
+	struct nl_msg *msg = nbdws_nl_msg(nl, NBDWS_CMD_CONNECT, 0);
 	struct nlattr *conns;
 	uint32_t i;
 
@@ -276,7 +276,7 @@ static struct nl_msg *build_connect(struct nbdctl_nl *nl,
 	     nla_put_u32(msg, NBDWS_A_QUEUE_DEPTH, cfg->queue_depth) < 0) ||
 	    nla_put_string(msg, NBDWS_A_BACKEND, cfg->backend) < 0)
 		goto fail;
-	conns = nbdctl_nest_start(msg, NBDWS_A_CONNS);
+	conns = nbdws_nl_nest_start(msg, NBDWS_A_CONNS);
 	if (!conns)
 		goto fail;
 	for (i = 0; i < cfg->nconns; i++)
@@ -320,7 +320,7 @@ static void print_result(const struct connect_cfg *cfg,
 
 static int do_connect(struct connect_cfg *cfg)
 {
-	struct nbdctl_nl nl, events = { 0 };
+	struct nbdws_nl nl, events = { 0 };
 	struct connect_reply reply = { 0 };
 	struct conn_target target = {
 		.uri = &cfg->uri,
@@ -342,8 +342,8 @@ static int do_connect(struct connect_cfg *cfg)
 		if (!rc)
 			rc = nbdctl_nl_subscribe(&events);
 		if (rc) {
-			nbdctl_nl_close(&nl);
-			nbdctl_nl_close(&events);
+			nbdws_nl_close(&nl);
+			nbdws_nl_close(&events);
 			return rc;
 		}
 	}
@@ -373,7 +373,7 @@ static int do_connect(struct connect_cfg *cfg)
 		nbdctl_err("out of memory building the request");
 		goto out_conns;
 	}
-	rc = nbdctl_nl_request(&nl, msg, reply_cb, &reply);
+	rc = nbdws_nl_request(&nl, msg, reply_cb, &reply);
 	if (rc) {
 		nbdctl_nl_perror(&nl, rc, "the kernel refused the device");
 		goto out_conns;
@@ -409,8 +409,8 @@ out_conns:
 	conns_close(c, cfg->nconns);
 	nbd_export_info_free(&info);
 out_nl:
-	nbdctl_nl_close(&nl);
-	nbdctl_nl_close(&events);
+	nbdws_nl_close(&nl);
+	nbdws_nl_close(&events);
 	return ret;
 }
 

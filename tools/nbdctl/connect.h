@@ -24,7 +24,7 @@ struct persist_target {
  * subscribed to the events group, @req is for requests. Returns an exit
  * code once the device is gone or on a fatal error.
  */
-int persist_run(struct nbdctl_nl *req, struct nbdctl_nl *events,
+int persist_run(struct nbdws_nl *req, struct nbdws_nl *events,
 		const struct persist_target *t);
 
 #endif /* _NBDCTL_CONNECT_H */

@@ -136,16 +136,9 @@ fail:
 int conns_put(struct nl_msg *msg, const struct nbdctl_conn *c,
 	      uint32_t ping_ms, int64_t id)
 {
-	struct nlattr *conn = nbdctl_nest_start(msg, NBDWS_A_CONN);
-	bool ws = c->transport != NBDWS_TRANSPORT_PLAIN;
-
-	if (!conn || nla_put_s32(msg, NBDWS_CONN_A_FD, c->fd) < 0 ||
-	    nla_put_u32(msg, NBDWS_CONN_A_TRANSPORT, c->transport) < 0 ||
-	    (c->preread_len &&
-	     nla_put(msg, NBDWS_CONN_A_PREREAD, (int)c->preread_len, c->preread) < 0) ||
-	    (ws && ping_ms && nla_put_u32(msg, NBDWS_CONN_A_PING_MS, ping_ms) < 0) ||
-	    (id >= 0 && nla_put_u32(msg, NBDWS_CONN_A_ID, (uint32_t)id) < 0))
-		return -1;
-	nla_nest_end(msg, conn);
-	return 0;
+	/* Keepalive pings exist only on WebSocket transports. */
+	if (c->transport == NBDWS_TRANSPORT_PLAIN)
+		ping_ms = 0;
+	return nbdws_nl_put_conn(msg, c->fd, c->transport, c->preread,
+				 c->preread_len, ping_ms, id) ? -1 : 0;
 }

@@ -7,12 +7,12 @@
 
 #include <netlink/genl/genl.h>
 
-#include "devstatus.h"
+#include "genl.h"
 #include "nbdctl.h"
 
-static int disconnect_one(struct nbdctl_nl *nl, uint32_t index)
+static int disconnect_one(struct nbdws_nl *nl, uint32_t index)
 {
-	struct nl_msg *msg = nbdctl_nl_msg(nl, NBDWS_CMD_DISCONNECT, 0);
+	struct nl_msg *msg = nbdws_nl_msg(nl, NBDWS_CMD_DISCONNECT, 0);
 	char what[64];
 	int rc;
 
@@ -21,7 +21,7 @@ static int disconnect_one(struct nbdctl_nl *nl, uint32_t index)
 		nbdctl_err("out of memory");
 		return -1;
 	}
-	rc = nbdctl_nl_request(nl, msg, NULL, NULL);
+	rc = nbdws_nl_request(nl, msg, NULL, NULL);
 	if (rc) {
 		snprintf(what, sizeof(what), "cannot disconnect %s%u",
 			 NBDWS_DISK_NAME, index);
@@ -39,7 +39,7 @@ int cmd_disconnect(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct nbdctl_nl nl;
+	struct nbdws_nl nl;
 	bool all = false;
 	int c, i, rc, failed = 0;
 	uint32_t index;
@@ -69,24 +69,24 @@ int cmd_disconnect(int argc, char **argv)
 	if (rc)
 		return rc;
 	if (all) {
-		struct dev_list list;
+		struct nbdws_dev_list list;
 		unsigned int k;
 
-		rc = dev_status_dump(&nl, &list);
+		rc = nbdws_dev_status_dump(&nl, &list);
 		if (rc) {
 			nbdctl_nl_perror(&nl, rc, "cannot list devices");
-			nbdctl_nl_close(&nl);
+			nbdws_nl_close(&nl);
 			return NBDCTL_EXIT_FAIL;
 		}
 		for (k = 0; k < list.n; k++)
 			failed |= disconnect_one(&nl, list.v[k].index);
-		dev_list_free(&list);
+		nbdws_dev_list_free(&list);
 	} else {
 		for (i = optind; i < argc; i++) {
 			parse_device(argv[i], &index);
 			failed |= disconnect_one(&nl, index);
 		}
 	}
-	nbdctl_nl_close(&nl);
+	nbdws_nl_close(&nl);
 	return failed ? NBDCTL_EXIT_FAIL : NBDCTL_EXIT_OK;
 }

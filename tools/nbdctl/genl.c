@@ -1,242 +1,43 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * nbdctl: generic netlink plumbing (see genl.h). Requests wait for the
- * kernel's ACK so that every command knows whether it worked, and error
- * ACKs are parsed for the extack message the module attaches to each
- * rejection.
+ * nbdctl: printing on top of the netlink client library (see genl.h).
  */
 #include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-
-#include <linux/netlink.h>
-#include <netlink/genl/ctrl.h>
-#include <netlink/genl/genl.h>
-#include <netlink/netlink.h>
 
 #include "genl.h"
 #include "nbdctl.h"
 
-#ifndef SOL_NETLINK
-#define SOL_NETLINK 270
-#endif
-
-/* Large enough for a full STATUS dump message of one device. */
-#define NL_BUF_SIZE	65536
-
-struct req_ctx {
-	struct nbdctl_nl *nl;
-	nbdctl_nl_cb cb;
-	void *arg;
-	int err;
-	bool done;
-};
-
-static int resolve(struct nbdctl_nl *nl)
-{
-	nl->family = genl_ctrl_resolve(nl->sk, NBDWS_GENL_NAME);
-	return nl->family;
-}
-
-int nbdctl_nl_open(struct nbdctl_nl *nl)
+int nbdctl_nl_open(struct nbdws_nl *nl)
 {
 	const char *path = nbdctl_opts.module_path;
-	char why[256] = "";
-	int one = 1, rc;
-
-	memset(nl, 0, sizeof(*nl));
-	nl->events_grp = -1;
-	nl->sk = nl_socket_alloc();
-	if (!nl->sk) {
-		nbdctl_err("out of memory");
-		return NBDCTL_EXIT_FAIL;
-	}
-	rc = genl_connect(nl->sk);
-	if (rc < 0) {
-		nbdctl_err("cannot open a generic netlink socket: %s",
-			   nl_geterror(rc));
-		goto fail;
-	}
-	nl_socket_set_msg_buf_size(nl->sk, NL_BUF_SIZE);
-	/* Ask for extack messages and for error ACKs without our request. */
-	setsockopt(nl_socket_get_fd(nl->sk), SOL_NETLINK, NETLINK_EXT_ACK,
-		   &one, sizeof(one));
-	setsockopt(nl_socket_get_fd(nl->sk), SOL_NETLINK, NETLINK_CAP_ACK,
-		   &one, sizeof(one));
-
-	if (resolve(nl) >= 0)
-		return 0;
-	rc = nbdctl_load_module(path, why, sizeof(why));
-	if (!rc && resolve(nl) >= 0)
-		return 0;
-	if (rc)
-		nbdctl_err("the nbdws module is not loaded and could not be loaded: %s; try 'modprobe nbdws'%s",
-			   why, path ? "" : " or --module PATH/nbdws.ko");
-	else
-		nbdctl_err("the nbdws module was loaded but its netlink family '%s' is missing: check dmesg",
-			   NBDWS_GENL_NAME);
-	nl_socket_free(nl->sk);
-	nl->sk = NULL;
-	return NBDCTL_EXIT_NOMOD;
-fail:
-	nl_socket_free(nl->sk);
-	nl->sk = NULL;
-	return NBDCTL_EXIT_FAIL;
-}
-
-int nbdctl_nl_subscribe(struct nbdctl_nl *nl)
-{
+	struct nbdws_err err;
 	int rc;
 
-	rc = genl_ctrl_resolve_grp(nl->sk, NBDWS_GENL_NAME,
-				   NBDWS_GENL_MCGRP_EVENTS);
-	if (rc < 0) {
-		nbdctl_err("cannot find the '%s' multicast group of the nbdws family: %s",
-			   NBDWS_GENL_MCGRP_EVENTS, nl_geterror(rc));
-		return NBDCTL_EXIT_FAIL;
+	rc = nbdws_nl_open(nl, path, &err);
+	if (!rc)
+		return 0;
+	if (rc == -NBDWS_NL_ENOMOD) {
+		nbdctl_err("%s; try 'modprobe nbdws'%s", err.msg,
+			   path ? "" : " or --module PATH/nbdws.ko");
+		return NBDCTL_EXIT_NOMOD;
 	}
-	nl->events_grp = rc;
-	/* Events are unsolicited: no sequence numbers to check. */
-	nl_socket_disable_seq_check(nl->sk);
-	rc = nl_socket_add_membership(nl->sk, nl->events_grp);
-	if (rc < 0) {
-		nbdctl_err("cannot join the nbdws events group: %s",
-			   nl_geterror(rc));
+	nbdctl_err("%s", err.msg);
+	return rc == -NBDWS_NL_ENOFAMILY ? NBDCTL_EXIT_NOMOD : NBDCTL_EXIT_FAIL;
+}
+
+int nbdctl_nl_subscribe(struct nbdws_nl *nl)
+{
+	struct nbdws_err err;
+
+	if (nbdws_nl_subscribe(nl, &err)) {
+		nbdctl_err("%s", err.msg);
 		return NBDCTL_EXIT_FAIL;
 	}
 	return 0;
 }
 
-void nbdctl_nl_close(struct nbdctl_nl *nl)
-{
-	if (nl->sk)
-		nl_socket_free(nl->sk);
-	nl->sk = NULL;
-}
-
-struct nl_msg *nbdctl_nl_msg(struct nbdctl_nl *nl, uint8_t cmd, int flags)
-{
-	struct nl_msg *msg = nlmsg_alloc();
-
-	if (!msg)
-		return NULL;
-	if (!genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, nl->family, 0, flags,
-			 cmd, NBDWS_GENL_VERSION)) {
-		nlmsg_free(msg);
-		return NULL;
-	}
-	return msg;
-}
-
-struct nlattr *nbdctl_nest_start(struct nl_msg *msg, int type)
-{
-	struct nlattr *nest = nla_nest_start(msg, type);
-
-	if (nest)
-		nest->nla_type |= NLA_F_NESTED;
-	return nest;
-}
-
-static int valid_cb(struct nl_msg *msg, void *arg)
-{
-	struct req_ctx *ctx = arg;
-	struct nlmsghdr *nlh = nlmsg_hdr(msg);
-	struct genlmsghdr *gnlh;
-
-	if (!ctx->cb)
-		return NL_OK;
-	if (!genlmsg_valid_hdr(nlh, 0)) {
-		ctx->err = -EBADMSG;
-		return NL_OK;
-	}
-	gnlh = nlmsg_data(nlh);
-	if (ctx->cb(genlmsg_attrdata(gnlh, 0), genlmsg_attrlen(gnlh, 0),
-		    ctx->arg) < 0 && !ctx->err)
-		ctx->err = -EBADMSG;
-	return NL_OK;
-}
-
-/* Pull NLMSGERR_ATTR_MSG out of an error ACK, if the kernel sent one. */
-static void parse_extack(struct nbdctl_nl *nl, struct nlmsgerr *e)
-{
-	struct nlmsghdr *nlh = (struct nlmsghdr *)((char *)e - NLMSG_HDRLEN);
-	struct nlattr *tb[NLMSGERR_ATTR_MAX + 1];
-	size_t off = sizeof(*e);
-	struct nlattr *attrs;
-	int len;
-
-	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
-		return;
-	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
-		off += e->msg.nlmsg_len - NLMSG_HDRLEN;
-	len = (int)nlh->nlmsg_len - NLMSG_HDRLEN - (int)off;
-	if (len <= 0)
-		return;
-	attrs = (struct nlattr *)((char *)e + off);
-	if (nla_parse(tb, NLMSGERR_ATTR_MAX, attrs, len, NULL) < 0)
-		return;
-	nbdctl_get_str(tb[NLMSGERR_ATTR_MSG], nl->extack, sizeof(nl->extack));
-}
-
-static int error_cb(struct sockaddr_nl *nla, struct nlmsgerr *e, void *arg)
-{
-	struct req_ctx *ctx = arg;
-
-	(void)nla;
-	ctx->err = e->error;
-	ctx->done = true;
-	parse_extack(ctx->nl, e);
-	return NL_STOP;
-}
-
-static int finish_cb(struct nl_msg *msg, void *arg)
-{
-	struct req_ctx *ctx = arg;
-
-	(void)msg;
-	ctx->done = true;
-	return NL_STOP;
-}
-
-int nbdctl_nl_request(struct nbdctl_nl *nl, struct nl_msg *msg,
-		      nbdctl_nl_cb cb, void *arg)
-{
-	struct req_ctx ctx = { .nl = nl, .cb = cb, .arg = arg };
-	bool dump = nlmsg_hdr(msg)->nlmsg_flags & NLM_F_DUMP;
-	struct nl_cb *nlcb;
-	int rc;
-
-	nl->extack[0] = '\0';
-	if (!dump)
-		nlmsg_hdr(msg)->nlmsg_flags |= NLM_F_ACK;
-	rc = nl_send_auto(nl->sk, msg);
-	nlmsg_free(msg);
-	if (rc < 0) {
-		snprintf(nl->extack, sizeof(nl->extack), "send failed: %s",
-			 nl_geterror(rc));
-		return -EIO;
-	}
-	nlcb = nl_cb_alloc(NL_CB_DEFAULT);
-	if (!nlcb)
-		return -ENOMEM;
-	nl_cb_set(nlcb, NL_CB_VALID, NL_CB_CUSTOM, valid_cb, &ctx);
-	nl_cb_set(nlcb, NL_CB_ACK, NL_CB_CUSTOM, finish_cb, &ctx);
-	nl_cb_set(nlcb, NL_CB_FINISH, NL_CB_CUSTOM, finish_cb, &ctx);
-	nl_cb_err(nlcb, NL_CB_CUSTOM, error_cb, &ctx);
-	while (!ctx.done) {
-		rc = nl_recvmsgs(nl->sk, nlcb);
-		if (rc < 0 && !ctx.done) {
-			ctx.err = rc == -NLE_NOMEM ? -ENOMEM : -EIO;
-			break;
-		}
-	}
-	nl_cb_put(nlcb);
-	return ctx.err;
-}
-
-void nbdctl_nl_perror(struct nbdctl_nl *nl, int rc, const char *what)
+void nbdctl_nl_perror(struct nbdws_nl *nl, int rc, const char *what)
 {
 	const char *hint = "";
 
@@ -248,56 +49,4 @@ void nbdctl_nl_perror(struct nbdctl_nl *nl, int rc, const char *what)
 		nbdctl_err("%s: %s: %s%s", what, strerror(-rc), nl->extack, hint);
 	else
 		nbdctl_err("%s: %s%s", what, strerror(-rc), hint);
-}
-
-bool nbdctl_get_u16(const struct nlattr *a, uint16_t *v)
-{
-	if (!a || nla_len(a) < (int)sizeof(*v))
-		return false;
-	memcpy(v, nla_data(a), sizeof(*v));
-	return true;
-}
-
-bool nbdctl_get_u32(const struct nlattr *a, uint32_t *v)
-{
-	if (!a || nla_len(a) < (int)sizeof(*v))
-		return false;
-	memcpy(v, nla_data(a), sizeof(*v));
-	return true;
-}
-
-bool nbdctl_get_s32(const struct nlattr *a, int32_t *v)
-{
-	if (!a || nla_len(a) < (int)sizeof(*v))
-		return false;
-	memcpy(v, nla_data(a), sizeof(*v));
-	return true;
-}
-
-bool nbdctl_get_u64(const struct nlattr *a, uint64_t *v)
-{
-	if (!a || nla_len(a) < (int)sizeof(*v))
-		return false;
-	memcpy(v, nla_data(a), sizeof(*v));
-	return true;
-}
-
-bool nbdctl_get_str(const struct nlattr *a, char *buf, size_t len)
-{
-	const char *s;
-	size_t n, i;
-
-	if (!a || !len)
-		return false;
-	s = nla_data(a);
-	n = strnlen(s, (size_t)nla_len(a));
-	if (n >= len)
-		n = len - 1;
-	for (i = 0; i < n; i++) {
-		buf[i] = s[i];
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			buf[i] = '?';
-	}
-	buf[n] = '\0';
-	return true;
 }

@@ -10,12 +10,11 @@
 #include <netlink/genl/genl.h>
 #include <netlink/netlink.h>
 
-#include "event.h"
 #include "genl.h"
 #include "nbdctl.h"
 #include "output.h"
 
-static void print_event(const struct nbdctl_event *ev)
+static void print_event(const struct nbdws_nl_event *ev)
 {
 	if (nbdctl_opts.json) {
 		json_object *o = json_object_new_object();
@@ -50,17 +49,10 @@ static void print_event(const struct nbdctl_event *ev)
 
 static int event_cb(struct nl_msg *msg, void *arg)
 {
-	struct nlmsghdr *nlh = nlmsg_hdr(msg);
-	struct nbdctl_event ev;
-	struct genlmsghdr *g;
+	struct nbdws_nl_event ev;
 
 	(void)arg;
-	if (!genlmsg_valid_hdr(nlh, 0))
-		return NL_OK;
-	g = nlmsg_data(nlh);
-	if (g->cmd != NBDWS_CMD_EVENT)
-		return NL_OK;
-	if (!nbdctl_event_parse(genlmsg_attrdata(g, 0), genlmsg_attrlen(g, 0), &ev))
+	if (!nbdws_nl_event_from_msg(msg, &ev))
 		print_event(&ev);
 	return NL_OK;
 }
@@ -72,7 +64,7 @@ int cmd_monitor(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct nbdctl_nl nl;
+	struct nbdws_nl nl;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
@@ -94,7 +86,7 @@ int cmd_monitor(int argc, char **argv)
 		return rc;
 	rc = nbdctl_nl_subscribe(&nl);
 	if (rc) {
-		nbdctl_nl_close(&nl);
+		nbdws_nl_close(&nl);
 		return rc;
 	}
 	nl_socket_modify_cb(nl.sk, NL_CB_VALID, NL_CB_CUSTOM, event_cb, NULL);
@@ -110,6 +102,6 @@ int cmd_monitor(int argc, char **argv)
 		nbdctl_err("receiving events failed: %s", nl_geterror(rc));
 		break;
 	}
-	nbdctl_nl_close(&nl);
+	nbdws_nl_close(&nl);
 	return NBDCTL_EXIT_FAIL;
 }

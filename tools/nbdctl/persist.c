@@ -20,8 +20,7 @@
 
 #include "connect.h"
 #include "conns.h"
-#include "devstatus.h"
-#include "event.h"
+#include "genl.h"
 #include "nbd_sock.h"
 #include "nbdctl.h"
 
@@ -46,16 +45,9 @@ struct persist_state {
 static int event_cb(struct nl_msg *msg, void *arg)
 {
 	struct persist_state *st = arg;
-	struct nlmsghdr *nlh = nlmsg_hdr(msg);
-	struct nbdctl_event ev;
-	struct genlmsghdr *g;
+	struct nbdws_nl_event ev;
 
-	if (!genlmsg_valid_hdr(nlh, 0))
-		return NL_OK;
-	g = nlmsg_data(nlh);
-	if (g->cmd != NBDWS_CMD_EVENT ||
-	    nbdctl_event_parse(genlmsg_attrdata(g, 0), genlmsg_attrlen(g, 0), &ev) ||
-	    ev.index != st->t->index)
+	if (nbdws_nl_event_from_msg(msg, &ev) || ev.index != st->t->index)
 		return NL_OK;
 	if (ev.event == NBDWS_EVENT_DISCONNECTED)
 		st->gone = true;
@@ -65,7 +57,7 @@ static int event_cb(struct nl_msg *msg, void *arg)
 }
 
 /* Re-establish slot @id; 0 on success, -1 to retry later. */
-static int revive(struct nbdctl_nl *req, const struct persist_target *t,
+static int revive(struct nbdws_nl *req, const struct persist_target *t,
 		  uint32_t id)
 {
 	struct nbd_export_info info;
@@ -82,10 +74,10 @@ static int revive(struct nbdctl_nl *req, const struct persist_target *t,
 		conns_close(&c, 1);
 		return -1;
 	}
-	msg = nbdctl_nl_msg(req, NBDWS_CMD_RECONFIGURE, 0);
+	msg = nbdws_nl_msg(req, NBDWS_CMD_RECONFIGURE, 0);
 	conns = NULL;
 	if (msg && nla_put_u32(msg, NBDWS_A_INDEX, t->index) == 0)
-		conns = nbdctl_nest_start(msg, NBDWS_A_CONNS);
+		conns = nbdws_nl_nest_start(msg, NBDWS_A_CONNS);
 	if (!conns || conns_put(msg, &c, t->conn->ping_ms, id)) {
 		nlmsg_free(msg);
 		conns_close(&c, 1);
@@ -93,7 +85,7 @@ static int revive(struct nbdctl_nl *req, const struct persist_target *t,
 		return -1;
 	}
 	nla_nest_end(msg, conns);
-	rc = nbdctl_nl_request(req, msg, NULL, NULL);
+	rc = nbdws_nl_request(req, msg, NULL, NULL);
 	conns_close(&c, 1);
 	if (rc) {
 		nbdctl_nl_perror(req, rc, "RECONFIGURE refused the new connection");
@@ -104,7 +96,7 @@ static int revive(struct nbdctl_nl *req, const struct persist_target *t,
 	return 0;
 }
 
-int persist_run(struct nbdctl_nl *req, struct nbdctl_nl *events,
+int persist_run(struct nbdws_nl *req, struct nbdws_nl *events,
 		const struct persist_target *t)
 {
 	struct persist_state st = { .t = t };
@@ -123,7 +115,7 @@ int persist_run(struct nbdctl_nl *req, struct nbdctl_nl *events,
 
 	while (!stop_signal) {
 		long long now = nbd_now_ms();
-		struct dev_status d;
+		struct nbdws_dev_status d;
 		bool failed = false;
 		unsigned int i;
 		int rc;
@@ -138,14 +130,14 @@ int persist_run(struct nbdctl_nl *req, struct nbdctl_nl *events,
 		}
 		st.check = false;
 		next_action = now + STATUS_PERIOD_MS;
-		rc = dev_status_get(req, t->index, &d);
+		rc = nbdws_dev_status_get(req, t->index, &d);
 		if (rc == -ENODEV || rc == -ENOENT)
 			break;
 		if (rc) {
 			nbdctl_nl_perror(req, rc, "status");
 			continue;
 		}
-		if (DEV_HAS(&d, NBDWS_A_STATE) && d.state == NBDWS_DEV_DISCONNECTED)
+		if (NBDWS_DEV_HAS(&d, NBDWS_A_STATE) && d.state == NBDWS_DEV_DISCONNECTED)
 			break;
 		for (i = 0; i < d.nconns && !failed; i++)
 			if (d.conns[i].state == NBDWS_CONN_DEAD)

@@ -11,7 +11,7 @@
 #include <netlink/genl/genl.h>
 
 #include "conns.h"
-#include "devstatus.h"
+#include "genl.h"
 #include "nbd_proto.h"
 #include "nbdctl.h"
 
@@ -77,7 +77,7 @@ static int parse_args(int argc, char **argv, struct reconf *r)
 	return 0;
 }
 
-static unsigned int alive_conns(const struct dev_status *d)
+static unsigned int alive_conns(const struct nbdws_dev_status *d)
 {
 	unsigned int i, n = 0;
 
@@ -90,7 +90,7 @@ static unsigned int alive_conns(const struct dev_status *d)
  * Open the --add connections, checking each against the device. Without
  * CAN_MULTI_CONN a new connection may only stand in for dead ones.
  */
-static int open_added(const struct reconf *r, const struct dev_status *d,
+static int open_added(const struct reconf *r, const struct nbdws_dev_status *d,
 		      struct nbdctl_conn *c)
 {
 	unsigned int i;
@@ -133,8 +133,8 @@ fail:
 int cmd_reconfigure(int argc, char **argv)
 {
 	struct nbdctl_conn c[NBDWS_MAX_CONNS];
-	struct nbdctl_nl nl;
-	struct dev_status d;
+	struct nbdws_nl nl;
+	struct nbdws_dev_status d;
 	struct nl_msg *msg;
 	struct reconf r;
 	unsigned int i;
@@ -148,21 +148,21 @@ int cmd_reconfigure(int argc, char **argv)
 	if (rc)
 		return rc;
 	snprintf(what, sizeof(what), "%s%u", NBDWS_DISK_NAME, r.index);
-	rc = dev_status_get(&nl, r.index, &d);
+	rc = nbdws_dev_status_get(&nl, r.index, &d);
 	if (rc) {
 		nbdctl_nl_perror(&nl, rc, what);
 		goto out;
 	}
 	if (r.nadd && open_added(&r, &d, c))
 		goto out;
-	msg = nbdctl_nl_msg(&nl, NBDWS_CMD_RECONFIGURE, 0);
+	msg = nbdws_nl_msg(&nl, NBDWS_CMD_RECONFIGURE, 0);
 	if (!msg || nla_put_u32(msg, NBDWS_A_INDEX, r.index) < 0 ||
 	    (r.has_timeout && nla_put_u32(msg, NBDWS_A_TIMEOUT_MS, r.timeout_ms) < 0) ||
 	    (r.has_dead_timeout &&
 	     nla_put_u32(msg, NBDWS_A_DEAD_TIMEOUT_MS, r.dead_timeout_ms) < 0))
 		goto nomem;
 	if (r.nadd) {
-		struct nlattr *conns = nbdctl_nest_start(msg, NBDWS_A_CONNS);
+		struct nlattr *conns = nbdws_nl_nest_start(msg, NBDWS_A_CONNS);
 
 		if (!conns)
 			goto nomem;
@@ -171,7 +171,7 @@ int cmd_reconfigure(int argc, char **argv)
 				goto nomem;
 		nla_nest_end(msg, conns);
 	}
-	rc = nbdctl_nl_request(&nl, msg, NULL, NULL);
+	rc = nbdws_nl_request(&nl, msg, NULL, NULL);
 	if (rc)
 		nbdctl_nl_perror(&nl, rc, "the kernel refused the reconfiguration");
 	else
@@ -184,6 +184,6 @@ out_fds:
 	if (r.nadd)
 		conns_close(c, r.nadd);
 out:
-	nbdctl_nl_close(&nl);
+	nbdws_nl_close(&nl);
 	return ret;
 }

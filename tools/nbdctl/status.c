@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "devstatus.h"
+#include "genl.h"
 #include "nbdctl.h"
 #include "output.h"
 
@@ -55,7 +55,7 @@ static int parse_common(int argc, char **argv, int min_args, int max_args)
 	return 0;
 }
 
-static json_object *conn_json(const struct conn_status *c)
+static json_object *conn_json(const struct nbdws_conn_status *c)
 {
 	json_object *o = json_object_new_object();
 	json_object *s;
@@ -79,7 +79,7 @@ static json_object *conn_json(const struct conn_status *c)
 	return o;
 }
 
-static json_object *dev_json(const struct dev_status *d, bool full)
+static json_object *dev_json(const struct nbdws_dev_status *d, bool full)
 {
 	json_object *o = json_object_new_object();
 	json_object *conns;
@@ -87,19 +87,19 @@ static json_object *dev_json(const struct dev_status *d, bool full)
 
 	json_object_object_add(o, "device", json_object_new_string(d->disk));
 	json_object_object_add(o, "index", json_object_new_int64(d->index));
-	if (DEV_HAS(d, NBDWS_A_STATE))
+	if (NBDWS_DEV_HAS(d, NBDWS_A_STATE))
 		json_object_object_add(o, "state",
 				       json_object_new_string(dev_state_name(d->state)));
-	if (DEV_HAS(d, NBDWS_A_SIZE_BYTES))
+	if (NBDWS_DEV_HAS(d, NBDWS_A_SIZE_BYTES))
 		json_object_object_add(o, "size", json_u64(d->size));
-	if (DEV_HAS(d, NBDWS_A_BACKEND))
+	if (NBDWS_DEV_HAS(d, NBDWS_A_BACKEND))
 		json_object_object_add(o, "backend", json_object_new_string(d->backend));
 	json_object_object_add(o, "connections", json_object_new_int64(d->nconns));
 	if (!full)
 		return o;
 #define ADD_U32(attr, key, field) \
 	do { \
-		if (DEV_HAS(d, attr)) \
+		if (NBDWS_DEV_HAS(d, attr)) \
 			json_object_object_add(o, key, json_object_new_int64(d->field)); \
 	} while (0)
 	ADD_U32(NBDWS_A_BLOCK_SIZE_MIN, "block_size", block_min);
@@ -110,10 +110,10 @@ static json_object *dev_json(const struct dev_status *d, bool full)
 	ADD_U32(NBDWS_A_DEAD_TIMEOUT_MS, "dead_timeout_ms", dead_timeout_ms);
 	ADD_U32(NBDWS_A_QUEUE_DEPTH, "queue_depth", queue_depth);
 #undef ADD_U32
-	if (DEV_HAS(d, NBDWS_A_SERVER_FLAGS))
+	if (NBDWS_DEV_HAS(d, NBDWS_A_SERVER_FLAGS))
 		json_object_object_add(o, "server_flags",
 				       json_tflags((uint16_t)d->server_flags));
-	if (DEV_HAS(d, NBDWS_A_CLIENT_FLAGS))
+	if (NBDWS_DEV_HAS(d, NBDWS_A_CLIENT_FLAGS))
 		json_object_object_add(o, "client_flags", json_cflags(d->client_flags));
 	conns = json_object_new_array();
 	for (i = 0; i < d->nconns; i++)
@@ -122,7 +122,7 @@ static json_object *dev_json(const struct dev_status *d, bool full)
 	return o;
 }
 
-static unsigned int alive_conns(const struct dev_status *d)
+static unsigned int alive_conns(const struct nbdws_dev_status *d)
 {
 	unsigned int i, n = 0;
 
@@ -133,8 +133,8 @@ static unsigned int alive_conns(const struct dev_status *d)
 
 int cmd_list(int argc, char **argv)
 {
-	struct nbdctl_nl nl;
-	struct dev_list list;
+	struct nbdws_nl nl;
+	struct nbdws_dev_list list;
 	unsigned int i;
 	int rc;
 
@@ -144,10 +144,10 @@ int cmd_list(int argc, char **argv)
 	rc = nbdctl_nl_open(&nl);
 	if (rc)
 		return rc;
-	rc = dev_status_dump(&nl, &list);
+	rc = nbdws_dev_status_dump(&nl, &list);
 	if (rc) {
 		nbdctl_nl_perror(&nl, rc, "cannot list devices");
-		nbdctl_nl_close(&nl);
+		nbdws_nl_close(&nl);
 		return NBDCTL_EXIT_FAIL;
 	}
 	if (nbdctl_opts.json) {
@@ -160,19 +160,19 @@ int cmd_list(int argc, char **argv)
 		printf("%-10s %-10s %-6s %-13s %s\n", "DEVICE", "SIZE", "CONNS",
 		       "STATE", "BACKEND");
 		for (i = 0; i < list.n; i++) {
-			const struct dev_status *d = &list.v[i];
+			const struct nbdws_dev_status *d = &list.v[i];
 			char size[32], conns[16];
 
 			fmt_size(d->size, size, sizeof(size));
 			snprintf(conns, sizeof(conns), "%u/%u", alive_conns(d),
 				 d->nconns);
 			printf("%-10s %-10s %-6s %-13s %s\n", d->disk, size, conns,
-			       DEV_HAS(d, NBDWS_A_STATE) ? dev_state_name(d->state) : "-",
+			       NBDWS_DEV_HAS(d, NBDWS_A_STATE) ? dev_state_name(d->state) : "-",
 			       d->backend[0] ? d->backend : "-");
 		}
 	}
-	dev_list_free(&list);
-	nbdctl_nl_close(&nl);
+	nbdws_dev_list_free(&list);
+	nbdws_nl_close(&nl);
 	return NBDCTL_EXIT_OK;
 }
 
@@ -184,14 +184,15 @@ static void print_ms(const char *label, uint32_t ms)
 		printf("  %-14s none\n", label);
 }
 
-static void print_status(const struct dev_status *d)
+static void print_status(const struct nbdws_dev_status *d)
 {
 	char size[32], flags[256];
 	unsigned int i;
 
 	fmt_size(d->size, size, sizeof(size));
 	printf("%s: %s\n", d->disk,
-	       DEV_HAS(d, NBDWS_A_STATE) ? dev_state_name(d->state) : "unknown state");
+	       NBDWS_DEV_HAS(d, NBDWS_A_STATE) ? dev_state_name(d->state) :
+						 "unknown state");
 	printf("  %-14s %s\n", "backend", d->backend[0] ? d->backend : "-");
 	printf("  %-14s %" PRIu64 " bytes (%s)\n", "size", d->size, size);
 	printf("  %-14s logical %" PRIu32 ", preferred %" PRIu32 ", server max %" PRIu32 "\n",
@@ -209,7 +210,7 @@ static void print_status(const struct dev_status *d)
 	       "FLUSHES", "READ_BYTES", "WRITE_BYTES", "ERRORS", "TIMEOUTS",
 	       "RECONNECTS");
 	for (i = 0; i < d->nconns; i++) {
-		const struct conn_status *c = &d->conns[i];
+		const struct nbdws_conn_status *c = &d->conns[i];
 		const uint64_t *s = c->stats;
 		char state[32];
 
@@ -232,8 +233,8 @@ static void print_status(const struct dev_status *d)
 
 int cmd_status(int argc, char **argv)
 {
-	struct dev_status d;
-	struct nbdctl_nl nl;
+	struct nbdws_dev_status d;
+	struct nbdws_nl nl;
 	uint32_t index;
 	int rc;
 
@@ -245,19 +246,19 @@ int cmd_status(int argc, char **argv)
 	rc = nbdctl_nl_open(&nl);
 	if (rc)
 		return rc;
-	rc = dev_status_get(&nl, index, &d);
+	rc = nbdws_dev_status_get(&nl, index, &d);
 	if (rc) {
 		char what[64];
 
 		snprintf(what, sizeof(what), "status of %s%u", NBDWS_DISK_NAME, index);
 		nbdctl_nl_perror(&nl, rc, what);
-		nbdctl_nl_close(&nl);
+		nbdws_nl_close(&nl);
 		return NBDCTL_EXIT_FAIL;
 	}
 	if (nbdctl_opts.json)
 		json_print(dev_json(&d, true));
 	else
 		print_status(&d);
-	nbdctl_nl_close(&nl);
+	nbdws_nl_close(&nl);
 	return NBDCTL_EXIT_OK;
 }

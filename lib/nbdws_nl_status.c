@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * nbdctl: decoding device status from the kernel (see devstatus.h).
+ * NBDWS_CMD_STATUS replies decoded (see nbdws_nl.h).
  *
  * The decoder accepts the device either as top-level attributes or
  * wrapped in NBDWS_A_DEVICE nests (several per message allowed), and
@@ -9,14 +9,16 @@
  * on every attribute.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <netlink/genl/genl.h>
 
-#include "devstatus.h"
+#include "nbdws_nl.h"
 
-static void parse_stats(const struct nlattr *nest, struct conn_status *c)
+static void parse_stats(const struct nlattr *nest,
+			struct nbdws_conn_status *c)
 {
 	struct nlattr *a;
 	int rem;
@@ -25,14 +27,14 @@ static void parse_stats(const struct nlattr *nest, struct conn_status *c)
 		int t = nla_type(a);
 
 		if (t > NBDWS_STAT_A_PAD && t <= NBDWS_STAT_A_MAX &&
-		    nbdctl_get_u64(a, &c->stats[t]))
+		    nbdws_nl_get_u64(a, &c->stats[t]))
 			c->has_stats = true;
 	}
 }
 
-static void parse_conn(const struct nlattr *nest, struct dev_status *d)
+static void parse_conn(const struct nlattr *nest, struct nbdws_dev_status *d)
 {
-	struct conn_status *c;
+	struct nbdws_conn_status *c;
 	struct nlattr *a;
 	int rem;
 
@@ -44,16 +46,16 @@ static void parse_conn(const struct nlattr *nest, struct dev_status *d)
 	nla_for_each_nested(a, nest, rem) {
 		switch (nla_type(a)) {
 		case NBDWS_CONN_A_ID:
-			nbdctl_get_u32(a, &c->id);
+			nbdws_nl_get_u32(a, &c->id);
 			break;
 		case NBDWS_CONN_A_TRANSPORT:
-			nbdctl_get_u32(a, &c->transport);
+			nbdws_nl_get_u32(a, &c->transport);
 			break;
 		case NBDWS_CONN_A_STATE:
-			nbdctl_get_u32(a, &c->state);
+			nbdws_nl_get_u32(a, &c->state);
 			break;
 		case NBDWS_CONN_A_REASON:
-			nbdctl_get_u32(a, &c->reason);
+			nbdws_nl_get_u32(a, &c->reason);
 			break;
 		case NBDWS_CONN_A_STATS:
 			parse_stats(a, c);
@@ -64,7 +66,7 @@ static void parse_conn(const struct nlattr *nest, struct dev_status *d)
 
 /* Decode one device from a stream of top-level-style attributes. */
 static void parse_device(const struct nlattr *head, int len,
-			 struct dev_status *d)
+			 struct nbdws_dev_status *d)
 {
 	const struct nlattr *a;
 	int rem;
@@ -76,46 +78,46 @@ static void parse_device(const struct nlattr *head, int len,
 
 		switch (t) {
 		case NBDWS_A_INDEX:
-			ok = nbdctl_get_u32(a, &d->index);
+			ok = nbdws_nl_get_u32(a, &d->index);
 			break;
 		case NBDWS_A_DISK_NAME:
-			ok = nbdctl_get_str(a, d->disk, sizeof(d->disk));
+			ok = nbdws_nl_get_str(a, d->disk, sizeof(d->disk));
 			break;
 		case NBDWS_A_BACKEND:
-			ok = nbdctl_get_str(a, d->backend, sizeof(d->backend));
+			ok = nbdws_nl_get_str(a, d->backend, sizeof(d->backend));
 			break;
 		case NBDWS_A_SIZE_BYTES:
-			ok = nbdctl_get_u64(a, &d->size);
+			ok = nbdws_nl_get_u64(a, &d->size);
 			break;
 		case NBDWS_A_BLOCK_SIZE_MIN:
-			ok = nbdctl_get_u32(a, &d->block_min);
+			ok = nbdws_nl_get_u32(a, &d->block_min);
 			break;
 		case NBDWS_A_BLOCK_SIZE_PREF:
-			ok = nbdctl_get_u32(a, &d->block_pref);
+			ok = nbdws_nl_get_u32(a, &d->block_pref);
 			break;
 		case NBDWS_A_BLOCK_SIZE_MAX:
-			ok = nbdctl_get_u32(a, &d->block_max);
+			ok = nbdws_nl_get_u32(a, &d->block_max);
 			break;
 		case NBDWS_A_MAX_REQ_BYTES:
-			ok = nbdctl_get_u32(a, &d->max_req);
+			ok = nbdws_nl_get_u32(a, &d->max_req);
 			break;
 		case NBDWS_A_SERVER_FLAGS:
-			ok = nbdctl_get_u32(a, &d->server_flags);
+			ok = nbdws_nl_get_u32(a, &d->server_flags);
 			break;
 		case NBDWS_A_CLIENT_FLAGS:
-			ok = nbdctl_get_u32(a, &d->client_flags);
+			ok = nbdws_nl_get_u32(a, &d->client_flags);
 			break;
 		case NBDWS_A_TIMEOUT_MS:
-			ok = nbdctl_get_u32(a, &d->timeout_ms);
+			ok = nbdws_nl_get_u32(a, &d->timeout_ms);
 			break;
 		case NBDWS_A_DEAD_TIMEOUT_MS:
-			ok = nbdctl_get_u32(a, &d->dead_timeout_ms);
+			ok = nbdws_nl_get_u32(a, &d->dead_timeout_ms);
 			break;
 		case NBDWS_A_QUEUE_DEPTH:
-			ok = nbdctl_get_u32(a, &d->queue_depth);
+			ok = nbdws_nl_get_u32(a, &d->queue_depth);
 			break;
 		case NBDWS_A_STATE:
-			ok = nbdctl_get_u32(a, &d->state);
+			ok = nbdws_nl_get_u32(a, &d->state);
 			break;
 		case NBDWS_A_CONNS: {
 			const struct nlattr *c;
@@ -135,18 +137,18 @@ static void parse_device(const struct nlattr *head, int len,
 		if (ok && t < 64)
 			d->have |= 1ULL << t;
 	}
-	if (!d->disk[0] && DEV_HAS(d, NBDWS_A_INDEX))
+	if (!d->disk[0] && NBDWS_DEV_HAS(d, NBDWS_A_INDEX))
 		snprintf(d->disk, sizeof(d->disk), NBDWS_DISK_NAME "%u", d->index);
 }
 
 struct collect {
-	struct dev_list *list;
+	struct nbdws_dev_list *list;
 	int err;
 };
 
 static int add_dev(struct collect *col, const struct nlattr *head, int len)
 {
-	struct dev_status *v;
+	struct nbdws_dev_status *v;
 
 	v = realloc(col->list->v, (col->list->n + 1) * sizeof(*v));
 	if (!v) {
@@ -155,7 +157,7 @@ static int add_dev(struct collect *col, const struct nlattr *head, int len)
 	}
 	col->list->v = v;
 	parse_device(head, len, &v[col->list->n]);
-	if (!DEV_HAS(&v[col->list->n], NBDWS_A_INDEX))
+	if (!NBDWS_DEV_HAS(&v[col->list->n], NBDWS_A_INDEX))
 		return 0;	/* not a device: ignore */
 	col->list->n++;
 	return 0;
@@ -181,23 +183,24 @@ static int collect_cb(struct nlattr *attrs, int len, void *arg)
 
 static int cmp_index(const void *a, const void *b)
 {
-	const struct dev_status *x = a, *y = b;
+	const struct nbdws_dev_status *x = a, *y = b;
 
 	return x->index < y->index ? -1 : x->index > y->index;
 }
 
-static int run(struct nbdctl_nl *nl, struct nl_msg *msg, struct dev_list *list)
+static int run(struct nbdws_nl *nl, struct nl_msg *msg,
+	       struct nbdws_dev_list *list)
 {
 	struct collect col = { .list = list };
 	int rc;
 
 	list->v = NULL;
 	list->n = 0;
-	rc = nbdctl_nl_request(nl, msg, collect_cb, &col);
+	rc = nbdws_nl_request(nl, msg, collect_cb, &col);
 	if (!rc)
 		rc = col.err;
 	if (rc) {
-		dev_list_free(list);
+		nbdws_dev_list_free(list);
 		return rc;
 	}
 	if (list->n > 1)
@@ -205,10 +208,11 @@ static int run(struct nbdctl_nl *nl, struct nl_msg *msg, struct dev_list *list)
 	return 0;
 }
 
-int dev_status_get(struct nbdctl_nl *nl, uint32_t index, struct dev_status *d)
+int nbdws_dev_status_get(struct nbdws_nl *nl, uint32_t index,
+			 struct nbdws_dev_status *d)
 {
-	struct nl_msg *msg = nbdctl_nl_msg(nl, NBDWS_CMD_STATUS, 0);
-	struct dev_list list;
+	struct nl_msg *msg = nbdws_nl_msg(nl, NBDWS_CMD_STATUS, 0);
+	struct nbdws_dev_list list;
 	unsigned int i;
 	int rc;
 
@@ -227,20 +231,20 @@ int dev_status_get(struct nbdctl_nl *nl, uint32_t index, struct dev_status *d)
 			break;
 		}
 	}
-	dev_list_free(&list);
+	nbdws_dev_list_free(&list);
 	return rc;
 }
 
-int dev_status_dump(struct nbdctl_nl *nl, struct dev_list *list)
+int nbdws_dev_status_dump(struct nbdws_nl *nl, struct nbdws_dev_list *list)
 {
-	struct nl_msg *msg = nbdctl_nl_msg(nl, NBDWS_CMD_STATUS, NLM_F_DUMP);
+	struct nl_msg *msg = nbdws_nl_msg(nl, NBDWS_CMD_STATUS, NLM_F_DUMP);
 
 	if (!msg)
 		return -ENOMEM;
 	return run(nl, msg, list);
 }
 
-void dev_list_free(struct dev_list *list)
+void nbdws_dev_list_free(struct nbdws_dev_list *list)
 {
 	free(list->v);
 	list->v = NULL;
