@@ -27,7 +27,10 @@ typedef void (*hook_done_fn)(void *arg, int result);
 int hook_run(const char *action, const char *slot_name, const char *device,
 	     unsigned int index, hook_done_fn done, void *arg);
 
-/* Inside a fiber: hook_run() and wait for the result (0 or -1). */
+/*
+ * Inside a fiber: hook_run() and wait for the result (0 or -1), or
+ * -ECANCELED at once if the fiber is cancelled (the run goes on).
+ */
 int hook_run_wait(const char *action, const char *slot_name,
 		  const char *device, unsigned int index);
 
