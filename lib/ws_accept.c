@@ -15,14 +15,6 @@
 
 #include "ws_accept.h"
 
-/* What the parser keeps from the header fields it cares about. */
-struct req_fields {
-	int n_host, n_key, n_version;
-	bool upgrade_ws, connection_upgrade, offered;
-	char key[WS_KEY_LEN + 2];	/* one byte more: longer keys show */
-	char version[8];
-};
-
 static bool is_b64(char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
@@ -45,187 +37,147 @@ static bool key_ok(const char *k)
 	return true;
 }
 
-/* One "Name: value" line, NUL-terminated, without its CRLF. */
-static int field(char *line, const struct ws_accept_opts *o,
-		 struct req_fields *f, struct nbdws_err *err)
+/* True if the comma lists of every field @name hold @token (any case). */
+static bool has_token(const struct http_request *req, const char *name,
+		      const char *token)
 {
-	char *colon = strchr(line, ':'), *v;
+	const char *cursor = NULL;
+	unsigned int field = 0;
+	char tok[64];
 
-	/* RFC 7230 3.2.4: obsolete line folding; no name; space before ':' */
-	if (*line == ' ' || *line == '\t' || !colon || colon == line ||
-	    colon[-1] == ' ' || colon[-1] == '\t')
-		return nbdws_err_set(err, -EPROTO,
-				     "malformed header line in the upgrade request");
-	v = ws_http_field_value(colon);
-	if (!strcasecmp(line, "Host")) {
-		f->n_host++;
-	} else if (!strcasecmp(line, "Upgrade")) {
-		if (ws_http_list_has(v, "websocket"))
-			f->upgrade_ws = true;
-	} else if (!strcasecmp(line, "Connection")) {
-		if (ws_http_list_has(v, "upgrade"))
-			f->connection_upgrade = true;
-	} else if (!strcasecmp(line, "Sec-WebSocket-Key")) {
-		f->n_key++;
-		snprintf(f->key, sizeof(f->key), "%s", v);
-	} else if (!strcasecmp(line, "Sec-WebSocket-Version")) {
-		f->n_version++;
-		snprintf(f->version, sizeof(f->version), "%s", v);
-	} else if (!strcasecmp(line, "Sec-WebSocket-Protocol")) {
-		if (o && o->subprotocol && ws_http_list_has(v, o->subprotocol))
-			f->offered = true;
-	}
-	return 0;
+	while (http_next_token(req, name, &field, &cursor, tok, sizeof(tok)))
+		if (!strcasecmp(tok, token))
+			return true;
+	return false;
 }
 
-/* "GET target HTTP/1.x": copies the target into @req. */
-static int request_line(const char *line, struct ws_request *req,
-			struct nbdws_err *err)
+int ws_check_upgrade(const struct http_request *req,
+		     char accept[WS_ACCEPT_LEN + 1], struct nbdws_err *err)
 {
-	const char *t, *sp;
+	const char *version = http_get(req, "Sec-WebSocket-Version");
+	const char *key = http_get(req, "Sec-WebSocket-Key");
+	unsigned int n_host = http_count(req, "Host");
+	unsigned int n_version = http_count(req, "Sec-WebSocket-Version");
 
-	if (strncmp(line, "GET ", 4) != 0)
+	accept[0] = '\0';
+	if (!has_token(req, "Upgrade", "websocket"))
+		return nbdws_err_set(err, -ENOTCONN,
+				     "not a WebSocket upgrade request (no Upgrade: websocket)");
+	if (strcmp(req->method, "GET") != 0)
 		return nbdws_err_set(err, -EPROTO,
 				     "the upgrade request is not a GET");
-	t = line + 4;
-	sp = strchr(t, ' ');
-	if (!sp || sp == t || *t != '/')
-		return nbdws_err_set(err, -EPROTO,
-				     "the upgrade request has no origin-form target");
-	if ((size_t)(sp - t) > WS_ACCEPT_MAX_TARGET)
-		return nbdws_err_set(err, -EPROTO,
-				     "the request target is longer than %d bytes",
-				     WS_ACCEPT_MAX_TARGET);
 	/* RFC 6455 4.1: HTTP/1.1 or a later 1.x (the upgrade is 1.x only). */
-	if (strncmp(sp + 1, "HTTP/1.", 7) != 0 || !sp[8] ||
-	    strspn(sp + 8, "0123456789") != strlen(sp + 8) ||
-	    !strcmp(sp + 8, "0"))
+	if (req->version_minor < 1)
 		return nbdws_err_set(err, -EPROTO,
 				     "the upgrade request is not HTTP/1.1");
-	memcpy(req->target, t, (size_t)(sp - t));
-	req->target[sp - t] = '\0';
+	if (n_host != 1)
+		return nbdws_err_set(err, -EPROTO,
+				     "the upgrade request has %u Host headers, not one",
+				     n_host);
+	if (!has_token(req, "Connection", "upgrade"))
+		return nbdws_err_set(err, -EPROTO,
+				     "not a WebSocket upgrade request (Upgrade: websocket and Connection: upgrade are required)");
+	if (!version || n_version != 1 || strcmp(version, "13") != 0)
+		return nbdws_err_set(err, -EPROTONOSUPPORT,
+				     "WebSocket version '%.8s' is not 13",
+				     version && n_version == 1 ? version : "?");
+	if (!key || http_count(req, "Sec-WebSocket-Key") != 1 || !key_ok(key))
+		return nbdws_err_set(err, -EPROTO,
+				     "the request has no valid Sec-WebSocket-Key");
+	if (ws_accept_for_key(key, accept))
+		return nbdws_err_set(err, -ENOMEM,
+				     "cannot compute Sec-WebSocket-Accept");
 	return 0;
 }
 
-static int check_fields(const struct req_fields *f,
-			const struct ws_accept_opts *o, struct nbdws_err *err)
+/* A subprotocol must fit in a header value on its own: no list, no CTL. */
+static bool protocol_ok(const char *p)
 {
-	if (f->n_host != 1)
-		return nbdws_err_set(err, -EPROTO,
-				     "the upgrade request has %d Host headers, not one",
-				     f->n_host);
-	if (!f->upgrade_ws || !f->connection_upgrade)
-		return nbdws_err_set(err, -EPROTO,
-				     "not a WebSocket upgrade request (Upgrade: websocket and Connection: upgrade are required)");
-	if (f->n_version != 1 || strcmp(f->version, "13") != 0)
-		return nbdws_err_set(err, -EPROTONOSUPPORT,
-				     "WebSocket version '%s' is not 13",
-				     f->n_version == 1 ? f->version : "?");
-	if (f->n_key != 1 || !key_ok(f->key))
-		return nbdws_err_set(err, -EPROTO,
-				     "the request has no valid Sec-WebSocket-Key");
-	if (o && o->subprotocol && o->require_subprotocol && !f->offered)
-		return nbdws_err_set(err, -ENOENT,
-				     "the client does not offer the subprotocol '%s'",
-				     o->subprotocol);
-	return 0;
+	if (!*p)
+		return false;
+	for (; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == ',')
+			return false;
+	return true;
+}
+
+size_t ws_build_accept(const char *accept, const char *protocol, char *out,
+		       size_t size)
+{
+	int n;
+
+	if (protocol && !protocol_ok(protocol))
+		return 0;
+	n = snprintf(out, size,
+		     "HTTP/1.1 101 Switching Protocols\r\n"
+		     "Upgrade: websocket\r\n"
+		     "Connection: Upgrade\r\n"
+		     "Sec-WebSocket-Accept: %s\r\n"
+		     "%s%s%s\r\n",
+		     accept,
+		     protocol ? "Sec-WebSocket-Protocol: " : "",
+		     protocol ? protocol : "",
+		     protocol ? "\r\n" : "");
+	return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
 }
 
 int ws_parse_request(const char *hdr, size_t len,
 		     const struct ws_accept_opts *o, struct ws_request *req,
 		     struct nbdws_err *err)
 {
-	struct req_fields f;
-	char *copy, *line, *eol;
+	struct http_request hr;
+	bool offered = false;
+	size_t target_len;
 	int rc;
 
 	memset(req, 0, sizeof(*req));
-	memset(&f, 0, sizeof(f));
-	if (len < 4 || memcmp(hdr + len - 4, "\r\n\r\n", 4) != 0 ||
-	    memchr(hdr, '\0', len))
-		return nbdws_err_set(err, -EPROTO,
-				     "the upgrade request header is not complete");
-	copy = malloc(len + 1);
-	if (!copy)
-		return nbdws_err_set(err, -ENOMEM, "out of memory");
-	memcpy(copy, hdr, len);
-	copy[len] = '\0';
-	line = copy;
-	eol = strstr(line, "\r\n");
-	*eol = '\0';
-	rc = request_line(line, req, err);
-	for (line = eol + 2; !rc && strncmp(line, "\r\n", 2) != 0; line = eol + 2) {
-		eol = strstr(line, "\r\n");
-		*eol = '\0';
-		rc = field(line, o, &f, err);
-	}
-	free(copy);
-	if (!rc)
-		rc = check_fields(&f, o, err);
+	/*
+	 * Every refusal of the HTTP layer is a 400 here (the callers of
+	 * this API answer 400 or 426 only); the request line may be as
+	 * long as the header, the target is limited below.
+	 */
+	rc = http_parse_request(hdr, len, WS_HTTP_MAX_HEADER, &hr, err);
 	if (rc)
-		return rc;
-	if (ws_accept_for_key(f.key, req->accept))
-		return nbdws_err_set(err, -ENOMEM,
-				     "cannot compute Sec-WebSocket-Accept");
-	req->subprotocol_chosen = o && o->subprotocol && f.offered;
-	return 0;
+		return rc == 500 ? -ENOMEM : -EPROTO;
+	rc = ws_check_upgrade(&hr, req->accept, err);
+	if (rc == -ENOTCONN)
+		rc = -EPROTO;
+	target_len = rc ? 0 : strlen(hr.target);
+	if (target_len > WS_ACCEPT_MAX_TARGET)
+		rc = nbdws_err_set(err, -EPROTO,
+				   "the request target is longer than %d bytes",
+				   WS_ACCEPT_MAX_TARGET);
+	if (!rc && o && o->subprotocol) {
+		offered = has_token(&hr, "Sec-WebSocket-Protocol",
+				    o->subprotocol);
+		if (o->require_subprotocol && !offered)
+			rc = nbdws_err_set(err, -ENOENT,
+					   "the client does not offer the subprotocol '%s'",
+					   o->subprotocol);
+	}
+	if (!rc) {
+		memcpy(req->target, hr.target, target_len + 1);
+		req->subprotocol_chosen = offered;
+	} else {
+		req->accept[0] = '\0';
+	}
+	http_request_free(&hr);
+	return rc;
 }
 
 size_t ws_build_response(int rc, const struct ws_request *req,
 			 const struct ws_accept_opts *o, char *out,
 			 size_t size)
 {
-	int n;
-
 	if (!rc)
-		n = snprintf(out, size,
-			     "HTTP/1.1 101 Switching Protocols\r\n"
-			     "Upgrade: websocket\r\n"
-			     "Connection: Upgrade\r\n"
-			     "Sec-WebSocket-Accept: %s\r\n"
-			     "%s%s%s\r\n",
-			     req->accept,
-			     req->subprotocol_chosen ? "Sec-WebSocket-Protocol: " : "",
-			     req->subprotocol_chosen ? o->subprotocol : "",
-			     req->subprotocol_chosen ? "\r\n" : "");
-	else if (rc == -EPROTONOSUPPORT)
-		/* RFC 6455 4.4: say which version we speak. */
-		n = snprintf(out, size,
-			     "HTTP/1.1 426 Upgrade Required\r\n"
-			     "Sec-WebSocket-Version: 13\r\n"
-			     "Content-Length: 0\r\nConnection: close\r\n\r\n");
-	else
-		n = snprintf(out, size,
-			     "HTTP/1.1 400 Bad Request\r\n"
-			     "Content-Length: 0\r\nConnection: close\r\n\r\n");
-	return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
-}
-
-/* Read until the header ends; *have bytes in @buf, *hend past the header. */
-static int read_header(const struct ws_io *io, u8 *buf, size_t *have,
-		       size_t *hend, struct nbdws_err *err)
-{
-	while (!*hend) {
-		ssize_t n;
-
-		if (*have == WS_HTTP_MAX_HEADER)
-			return nbdws_err_set(err, -EMSGSIZE,
-					     "the upgrade request header is larger than %d bytes",
-					     WS_HTTP_MAX_HEADER);
-		n = io->read(io->ctx, buf + *have, WS_HTTP_MAX_HEADER - *have);
-		if (n == 0)
-			return nbdws_err_set(err, -ECONNRESET,
-					     "the client closed the connection before its upgrade request was complete (%zu bytes)",
-					     *have);
-		if (n < 0)
-			return nbdws_err_set(err, (int)n,
-					     "reading the upgrade request: %s",
-					     n == -ETIMEDOUT ? "timed out" :
-					     strerror((int)-n));
-		*have += (size_t)n;
-		*hend = ws_http_header_end(buf, *have);
-	}
-	return 0;
+		return ws_build_accept(req->accept, req->subprotocol_chosen ?
+				       o->subprotocol : NULL, out, size);
+	/* RFC 6455 4.4: say which version we speak. */
+	if (rc == -EPROTONOSUPPORT)
+		return http_build_response(out, size, 426,
+					   "Sec-WebSocket-Version: 13\r\n",
+					   NULL, NULL, 0);
+	return http_build_response(out, size, 400, NULL, NULL, NULL, 0);
 }
 
 int ws_accept(const struct ws_io *io, const struct ws_accept_opts *o,
@@ -240,7 +192,7 @@ int ws_accept(const struct ws_io *io, const struct ws_accept_opts *o,
 	buf = malloc(WS_HTTP_MAX_HEADER);
 	if (!buf)
 		return nbdws_err_set(err, -ENOMEM, "out of memory");
-	rc = read_header(io, buf, &have, &hend, err);
+	rc = http_read_header(io, buf, WS_HTTP_MAX_HEADER, &have, &hend, err);
 	if (rc)
 		goto out;
 	rc = ws_parse_request((const char *)buf, hend, o, &res->req, err);

@@ -2,6 +2,7 @@
 /*
  * Unit tests for lib/ws_accept.c, the server side of the WebSocket
  * upgrade: the request parser (RFC 6455 4.2.1 checks, one at a time), the
+ * same checks on an already parsed request (ws_check_upgrade()), the
  * responses it builds, and whole exchanges on a socketpair: against our
  * own client side (lib/ws_upgrade.c), with frames sent along with the
  * request, with a request split into single bytes, an oversized header
@@ -17,6 +18,7 @@
 
 #include "kselftest_harness.h"
 
+#include "http_req.h"
 #include "ws_accept.h"
 #include "ws_upgrade.h"
 
@@ -137,6 +139,113 @@ TEST(subprotocol)
 	EXPECT_FALSE(req.subprotocol_chosen);
 	o.require_subprotocol = true;
 	EXPECT_EQ(-ENOENT, parse(REQ("/", ""), &o, &req));
+}
+
+/* ws_check_upgrade() on a request parsed with http_parse_request(). */
+static int check(const char *text, char accept[WS_ACCEPT_LEN + 1],
+		 struct nbdws_err *err)
+{
+	struct http_request hr;
+	int rc;
+
+	rc = http_parse_request(text, strlen(text), 2048, &hr, err);
+	if (rc)
+		return 1000 + rc;	/* an HTTP refusal, not ours */
+	rc = ws_check_upgrade(&hr, accept, err);
+	http_request_free(&hr);
+	return rc;
+}
+
+TEST(check_upgrade)
+{
+	struct nbdws_err err = { { 0 } };
+	char accept[WS_ACCEPT_LEN + 1];
+
+	ASSERT_EQ(0, check(REQ("/disk0?token=x", ""), accept, &err))
+		TH_LOG("%s", err.msg);
+	EXPECT_STREQ(RFC_ACCEPT, accept);
+	/* Upgrade and Connection as lists, over repeated fields. */
+	EXPECT_EQ(0, check("GET / HTTP/1.1\r\nHost: h\r\n"
+			   "Upgrade: h2c\r\nUpgrade: WebSocket\r\n"
+			   "Connection: keep-alive\r\nConnection: , Upgrade\r\n"
+			   "Sec-WebSocket-Key: " RFC_KEY "\r\n"
+			   "Sec-WebSocket-Version: 13\r\n\r\n", accept, &err))
+		TH_LOG("%s", err.msg);
+
+	/* Not an upgrade at all: for the caller to route as plain HTTP. */
+	EXPECT_EQ(-ENOTCONN, check("GET /status HTTP/1.1\r\nHost: h\r\n\r\n",
+				   accept, &err));
+	EXPECT_EQ(-ENOTCONN, check("POST / HTTP/1.1\r\nHost: h\r\n"
+				   "Upgrade: h2c\r\n\r\n", accept, &err));
+	EXPECT_STREQ("", accept);
+
+	/* Malformed upgrades. */
+	EXPECT_EQ(-EPROTO, check("GET / HTTP/1.1\r\nHost: h\r\n"
+				 "Upgrade: websocket\r\nConnection: upgrade\r\n"
+				 "Sec-WebSocket-Key: c2hvcnQ=\r\n"
+				 "Sec-WebSocket-Version: 13\r\n\r\n", accept, &err));
+	EXPECT_NE(NULL, strstr(err.msg, "Sec-WebSocket-Key"));
+	EXPECT_EQ(-EPROTO, check(REQ("/", "Sec-WebSocket-Key: " RFC_KEY "\r\n"),
+				 accept, &err));
+	EXPECT_EQ(-EPROTO, check("GET / HTTP/1.1\r\nHost: h\r\n"
+				 "Upgrade: websocket\r\nConnection: upgrade\r\n"
+				 "Sec-WebSocket-Version: 13\r\n\r\n", accept, &err));
+	EXPECT_EQ(-EPROTO, check("POST / HTTP/1.1\r\nHost: h\r\n"
+				 "Upgrade: websocket\r\nConnection: upgrade\r\n"
+				 "Sec-WebSocket-Key: " RFC_KEY "\r\n"
+				 "Sec-WebSocket-Version: 13\r\n\r\n", accept, &err));
+	EXPECT_NE(NULL, strstr(err.msg, "not a GET"));
+	EXPECT_EQ(-EPROTO, check("GET / HTTP/1.0\r\nHost: h\r\n"
+				 "Upgrade: websocket\r\nConnection: upgrade\r\n"
+				 "Sec-WebSocket-Key: " RFC_KEY "\r\n"
+				 "Sec-WebSocket-Version: 13\r\n\r\n", accept, &err));
+	EXPECT_EQ(-EPROTO, check(REQ("/", "Host: again\r\n"), accept, &err));
+	EXPECT_EQ(-EPROTO, check("GET / HTTP/1.1\r\nHost: h\r\n"
+				 "Upgrade: websocket\r\n"
+				 "Sec-WebSocket-Key: " RFC_KEY "\r\n"
+				 "Sec-WebSocket-Version: 13\r\n\r\n", accept, &err));
+
+	/* Another version, a missing one, two of them: 426. */
+	EXPECT_EQ(-EPROTONOSUPPORT,
+		  check("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+			"Connection: upgrade\r\nSec-WebSocket-Key: " RFC_KEY "\r\n"
+			"Sec-WebSocket-Version: 8\r\n\r\n", accept, &err));
+	EXPECT_NE(NULL, strstr(err.msg, "'8'"));
+	EXPECT_EQ(-EPROTONOSUPPORT,
+		  check("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+			"Connection: upgrade\r\nSec-WebSocket-Key: " RFC_KEY "\r\n"
+			"\r\n", accept, &err));
+	EXPECT_EQ(-EPROTONOSUPPORT,
+		  check(REQ("/", "Sec-WebSocket-Version: 13\r\n"), accept, &err));
+}
+
+TEST(build_accept)
+{
+	char out[512];
+	size_t n;
+
+	n = ws_build_accept(RFC_ACCEPT, NULL, out, sizeof(out));
+	ASSERT_GT(n, 0);
+	EXPECT_EQ(strlen(out), n);
+	EXPECT_STREQ("HTTP/1.1 101 Switching Protocols\r\n"
+		     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+		     "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n\r\n", out);
+	/* A token used as subprotocol is echoed as it came (webui-vue). */
+	n = ws_build_accept(RFC_ACCEPT, "Zm9vYmFyYmF6cXV4MTIzNA+/=", out,
+			    sizeof(out));
+	ASSERT_GT(n, 0);
+	EXPECT_NE(NULL, strstr(out, "\r\nSec-WebSocket-Protocol: "
+			       "Zm9vYmFyYmF6cXV4MTIzNA+/=\r\n\r\n"));
+	/* Nothing that could end the line or make a list. */
+	EXPECT_EQ(0, ws_build_accept(RFC_ACCEPT, "a\r\nX-Evil: 1", out,
+				     sizeof(out)));
+	EXPECT_EQ(0, ws_build_accept(RFC_ACCEPT, "a,b", out, sizeof(out)));
+	EXPECT_EQ(0, ws_build_accept(RFC_ACCEPT, "", out, sizeof(out)));
+	/* Too small by one: 0. */
+	n = ws_build_accept(RFC_ACCEPT, "binary", out, sizeof(out));
+	ASSERT_GT(n, 0);
+	EXPECT_EQ(0, ws_build_accept(RFC_ACCEPT, "binary", out, n));
+	EXPECT_EQ(n, ws_build_accept(RFC_ACCEPT, "binary", out, n + 1));
 }
 
 /*
