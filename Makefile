@@ -109,6 +109,10 @@ $(NBDCTL): $(patsubst %.c,$(B)/obj/%.o,$(NBDCTL_SRCS)) $(LIBUSER)
 $(RELAY): $(patsubst %.c,$(B)/obj/%.o,$(RELAY_SRCS)) $(LIBUSER)
 	$(CC) -pthread -o $@ $^ $(USER_LDLIBS)
 
+# --version prints the release; only the relay's objects need it.
+$(B)/obj/tools/nbdws-relay/%.o $(B)/san/obj/tools/nbdws-relay/%.o: \
+	USER_CFLAGS += -DNBDWS_VERSION=\"$(VERSION)\"
+
 # The same with ASan/UBSan, for the host unit tests that drive the relay.
 RELAY_SAN := $(B)/san/nbdws-relay
 $(RELAY_SAN): $(patsubst %.c,$(B)/san/obj/%.o,$(RELAY_SRCS)) $(LIBUSER_SAN)

@@ -34,7 +34,8 @@ int config_load(struct relay_config *cfg, int argc, char **argv,
 
 /*
  * As jsnbd's `nbd-proxy --metadata`: one JSON object, slot name to its
- * metadata object ({} when none), one line on @f. 0 or -EIO.
+ * metadata object (null when none, as nbd-proxy prints it), one line on
+ * @f, byte for byte nbd-proxy's format. 0, -ENOMEM or -EIO.
  */
 int config_print_metadata(const struct relay_config *cfg, FILE *f);
 
