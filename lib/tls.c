@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * OpenSSL client sessions that end in kernel TLS (see tls.h).
+ * OpenSSL sessions, client and server side, that end in kernel TLS (see
+ * tls.h).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -261,8 +262,16 @@ int tls_prepare(struct tls_conn *t, const struct tls_opts *o,
 	return rc;
 }
 
-int tls_connect(struct tls_conn *t, int fd, int timeout_ms,
-		struct nbdws_err *err)
+static int accept_error(struct tls_conn *t, int ssl_err,
+			struct nbdws_err *err);
+
+/*
+ * The non-blocking handshake loop of both sides: every wait is
+ * nbd_sock_wait() against the deadline (a fiber's yield in the relay).
+ * On failure the session is freed and @fd is left as it was.
+ */
+static int handshake(struct tls_conn *t, int fd, int timeout_ms, bool server,
+		     struct nbdws_err *err)
 {
 	int rc = 0;
 
@@ -283,7 +292,7 @@ int tls_connect(struct tls_conn *t, int fd, int timeout_ms,
 		ERR_clear_error();
 		errno = 0;
 		sigpipe_block(&g);
-		r = SSL_connect(t->ssl);
+		r = server ? SSL_accept(t->ssl) : SSL_connect(t->ssl);
 		sigpipe_restore(&g);
 		if (r == 1)
 			return 0;
@@ -292,6 +301,8 @@ int tls_connect(struct tls_conn *t, int fd, int timeout_ms,
 			rc = nbd_sock_wait(fd, POLLIN, t->deadline_ms);
 		else if (e == SSL_ERROR_WANT_WRITE)
 			rc = nbd_sock_wait(fd, POLLOUT, t->deadline_ms);
+		else if (server)
+			rc = accept_error(t, e, err);
 		else
 			rc = handshake_error(t, e, err);
 		if (rc == -ETIMEDOUT)
@@ -303,6 +314,12 @@ int tls_connect(struct tls_conn *t, int fd, int timeout_ms,
 	}
 	release(t);
 	return rc;
+}
+
+int tls_connect(struct tls_conn *t, int fd, int timeout_ms,
+		struct nbdws_err *err)
+{
+	return handshake(t, fd, timeout_ms, false, err);
 }
 
 /* Wait for what OpenSSL asked for, or explain why it failed. */
@@ -498,4 +515,268 @@ void tls_free(struct tls_conn *t)
 	}
 	ERR_clear_error();
 	release(t);
+}
+
+/* ---- server side ---- */
+
+struct tls_server {
+	SSL_CTX *ctx;
+	bool want_ktls;
+	bool verify_client;	/* a client CA is set: certificates are asked */
+};
+
+/*
+ * ALPN (RFC 7301): take http/1.1 when offered. A client offering only
+ * other protocols (h2) gets no ALPN answer rather than a fatal alert, and
+ * browsers then speak HTTP/1.1, which is what the upgrade needs anyway.
+ */
+static int alpn_select(SSL *ssl, const unsigned char **out,
+		       unsigned char *outlen, const unsigned char *in,
+		       unsigned int inlen, void *arg)
+{
+	unsigned char *sel;
+
+	(void)ssl;
+	(void)arg;
+	if (SSL_select_next_proto(&sel, outlen, alpn_http11,
+				  sizeof(alpn_http11) - 1, in, inlen) !=
+	    OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = sel;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static int server_policy(SSL_CTX *ctx, const struct tls_server_opts *o)
+{
+	/* Resumption is off (below), so tickets are too. */
+	uint64_t opts = SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
+			SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET;
+
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION))
+		return -1;
+	if (o->want_ktls) {
+		opts |= SSL_OP_ENABLE_KTLS;
+		if (!SSL_CTX_set_cipher_list(ctx, ktls_ciphers))
+			return -1;
+#if OPENSSL_VERSION_NUMBER < 0x30200000L
+		/* TLS 1.3 would leave the receive direction in userspace. */
+		if (!SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION))
+			return -1;
+#endif
+	}
+	SSL_CTX_set_options(ctx, opts);
+	/*
+	 * No resumption: TLS 1.3 tickets are records sent after the
+	 * handshake, which would have to be written before the socket can
+	 * go to the kernel, and a relay's clients reconnect rarely.
+	 */
+	if (!SSL_CTX_set_num_tickets(ctx, 0))
+		return -1;
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* DHE suites need parameters; the built-in ones match the key size. */
+	if (!SSL_CTX_set_dh_auto(ctx, 1))
+		return -1;
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	return 0;
+}
+
+static int server_cert(SSL_CTX *ctx, const struct tls_server_opts *o,
+		       struct nbdws_err *err)
+{
+	char detail[256];
+
+	if (!o->cert_file || !o->key_file)
+		return nbdws_err_set(err, -EINVAL,
+				     "TLS needs both a certificate and a key file");
+	if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
+		ssl_errors(detail, sizeof(detail));
+		return nbdws_err_set(err, -EINVAL,
+				     "cannot load the TLS certificate %s (PEM, the certificate then its chain): %s",
+				     o->cert_file, detail);
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, o->key_file,
+					SSL_FILETYPE_PEM) != 1) {
+		unsigned long e = ERR_peek_last_error();
+
+		/* OpenSSL checks the pair as it loads the key. */
+		if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+		    (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
+		     ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH))
+			goto mismatch;
+		ssl_errors(detail, sizeof(detail));
+		return nbdws_err_set(err, -EINVAL,
+				     "cannot load the TLS key %s (PEM): %s",
+				     o->key_file, detail);
+	}
+	if (SSL_CTX_check_private_key(ctx) == 1)
+		return 0;
+mismatch:
+	ERR_clear_error();
+	return nbdws_err_set(err, -EINVAL,
+			     "the TLS key %s does not belong to the certificate %s",
+			     o->key_file, o->cert_file);
+}
+
+static int server_client_ca(SSL_CTX *ctx, const struct tls_server_opts *o,
+			    struct nbdws_err *err)
+{
+	STACK_OF(X509_NAME) *names;
+	char detail[256];
+	int mode = SSL_VERIFY_PEER;
+
+	if (!o->client_ca_file) {
+		if (o->require_client_cert)
+			return nbdws_err_set(err, -EINVAL,
+					     "requiring client certificates needs a client CA file to verify them");
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+		return 0;
+	}
+	if (!SSL_CTX_load_verify_locations(ctx, o->client_ca_file, NULL)) {
+		ssl_errors(detail, sizeof(detail));
+		return nbdws_err_set(err, -EINVAL,
+				     "cannot load the client CA file %s: %s",
+				     o->client_ca_file, detail);
+	}
+	/* The CA names go in the request, so browsers offer matching certs. */
+	names = SSL_load_client_CA_file(o->client_ca_file);
+	if (!names) {
+		ssl_errors(detail, sizeof(detail));
+		return nbdws_err_set(err, -EINVAL,
+				     "cannot read CA names from %s: %s",
+				     o->client_ca_file, detail);
+	}
+	SSL_CTX_set_client_CA_list(ctx, names);
+	if (o->require_client_cert)
+		mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+	SSL_CTX_set_verify(ctx, mode, NULL);
+	return 0;
+}
+
+int tls_server_new(struct tls_server **srv, const struct tls_server_opts *o,
+		   struct nbdws_err *err)
+{
+	struct tls_server *s;
+	char detail[256];
+	int rc;
+
+	*srv = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return nbdws_err_set(err, -ENOMEM, "out of memory");
+	s->want_ktls = o->want_ktls;
+	s->verify_client = o->client_ca_file != NULL;
+	ERR_clear_error();
+	s->ctx = SSL_CTX_new(TLS_server_method());
+	if (!s->ctx) {
+		free(s);
+		return nbdws_err_set(err, -ENOMEM,
+				     "cannot create a TLS context");
+	}
+	if (server_policy(s->ctx, o)) {
+		ssl_errors(detail, sizeof(detail));
+		rc = nbdws_err_set(err, -ENOMEM, "TLS setup failed: %s", detail);
+	} else {
+		rc = server_cert(s->ctx, o, err);
+		if (!rc)
+			rc = server_client_ca(s->ctx, o, err);
+	}
+	if (rc) {
+		tls_server_free(s);
+		return rc;
+	}
+	*srv = s;
+	return 0;
+}
+
+void tls_server_free(struct tls_server *srv)
+{
+	if (!srv)
+		return;
+	SSL_CTX_free(srv->ctx);
+	free(srv);
+}
+
+/* Explain a failed SSL_accept(). */
+static int accept_error(struct tls_conn *t, int ssl_err,
+			struct nbdws_err *err)
+{
+	long verify = SSL_get_verify_result(t->ssl);
+	unsigned long e = ERR_peek_error();
+	char detail[256];
+	int saved = errno;
+
+	if (verify != X509_V_OK) {
+		ERR_clear_error();
+		return nbdws_err_set(err, -ECONNREFUSED,
+				     "the client's TLS certificate was not accepted: %s",
+				     X509_verify_cert_error_string(verify));
+	}
+	if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+		ERR_clear_error();
+		return nbdws_err_set(err, -ECONNREFUSED,
+				     "the client sent no TLS certificate, and one is required");
+	}
+	if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	    (ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST ||
+	     ERR_GET_REASON(e) == SSL_R_HTTPS_PROXY_REQUEST)) {
+		ERR_clear_error();
+		return nbdws_err_set(err, -ECONNREFUSED,
+				     "the client spoke plain HTTP to a TLS listener (use wss://, or a listener without TLS)");
+	}
+	if (ssl_err == SSL_ERROR_ZERO_RETURN ||
+	    (ssl_err == SSL_ERROR_SYSCALL && !e))
+		return nbdws_err_set(err, -ECONNRESET,
+				     "the client closed the connection during the TLS handshake%s%s%s%s",
+				     saved ? ": " : "", saved ? strerror(saved) : "",
+				     t->alert[0] ? "; " : "", t->alert);
+	ssl_errors(detail, sizeof(detail));
+	return nbdws_err_set(err, -ECONNREFUSED, "TLS handshake failed: %s%s%s%s",
+			     detail, t->alert[0] ? "; " : "", t->alert,
+			     t->opts.want_ktls ? ktls_offer_note : "");
+}
+
+int tls_accept(struct tls_conn *t, struct tls_server *srv, int fd,
+	       int timeout_ms, struct nbdws_err *err)
+{
+	memset(t, 0, sizeof(*t));
+	t->fd = -1;
+	t->fd_flags = -1;
+	/* The session holds its own reference: tls_free() drops it. */
+	if (!SSL_CTX_up_ref(srv->ctx))
+		return nbdws_err_set(err, -ENOMEM, "SSL_CTX_up_ref failed");
+	t->ctx = srv->ctx;
+	t->opts.want_ktls = srv->want_ktls;	/* for the messages */
+	ERR_clear_error();
+	t->ssl = SSL_new(t->ctx);
+	if (!t->ssl) {
+		char detail[256];
+
+		ssl_errors(detail, sizeof(detail));
+		release(t);
+		return nbdws_err_set(err, -ENOMEM, "TLS setup failed: %s",
+				     detail);
+	}
+	SSL_set_app_data(t->ssl, t);
+	SSL_set_info_callback(t->ssl, on_info);
+	return handshake(t, fd, timeout_ms, true, err);
+}
+
+int tls_peer_cert_sha256(struct tls_conn *t, u8 out[32])
+{
+	X509 *cert;
+	unsigned int n = 0;
+
+	if (!t->ssl || !(SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) ||
+	    SSL_get_verify_result(t->ssl) != X509_V_OK)
+		return -ENOENT;
+	cert = SSL_get0_peer_certificate(t->ssl);
+	if (!cert)
+		return -ENOENT;
+	/* X509_digest() hashes the certificate's DER encoding. */
+	if (!X509_digest(cert, EVP_sha256(), out, &n) || n != 32) {
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	return 0;
 }

@@ -49,7 +49,7 @@ struct tls_opts {
 };
 
 struct tls_conn {
-	struct tls_opts opts;	/* client side; zero for a server session */
+	struct tls_opts opts;	/* server session: only want_ktls is set */
 	SSL_CTX *ctx;		/* one reference, dropped with the session */
 	SSL *ssl;
 	int fd;
@@ -82,7 +82,8 @@ int tls_connect(struct tls_conn *t, int fd, int timeout_ms,
 
 /*
  * The session as a ws_io stream (SSL_read/SSL_write, which go through the
- * kernel when kTLS is on). Deadline: the one given to tls_connect().
+ * kernel when kTLS is on). Deadline: the one given to tls_connect() or
+ * tls_accept().
  */
 void tls_io(struct tls_conn *t, struct ws_io *io);
 
