@@ -1,0 +1,366 @@
+# SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
+#
+# Sourced by selftests/nbdws/relay_*.sh: start nbdws-relay, nbdkit and the
+# browser (lib/relay_browser.py, Debian's python3-websockets) in a scratch
+# folder, read the relay's /status, check data through /dev/nbdwsN, and
+# clean everything up whatever happens. The scripts print TAP.
+#
+# A test sets nothing before sourcing; it calls relay_prereqs, writes
+# its configuration with relay_config ... and runs relay_start.
+export PATH=/usr/sbin:/sbin:/usr/bin:/bin:$PATH
+
+top=${NBDWS_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+nbdctl=${NBDCTL:-$top/build/nbdctl}
+relay_bin=${NBDWS_RELAY:-$top/build/nbdws-relay}
+python=/usr/bin/python3
+browser_py=$top/selftests/nbdws/lib/relay_browser.py
+probe_py=$top/selftests/nbdws/lib/relay_probe.py
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/relay.XXXXXX")
+pids=()
+relay_pid=
+relay_port=
+n=0
+failed=0
+
+# Tokens: 16..256 characters; only HTTP token characters so that one can
+# also travel as a Sec-WebSocket-Protocol value.
+tok_a=tokA.0123456789abcdef-slot-disk0
+tok_b=tokB.fedcba9876543210-slot-disk1
+tok_all=tokALL.00112233445566778899-any
+tok_c=tokC.5555666677778888-anotherone
+
+relay_cleanup() {
+	local p d
+	exec 2> /dev/null
+	for d in "$tmp"/mnt*; do umount "$d" 2>/dev/null; done
+	# The relay first: on SIGTERM it disconnects what it made.
+	if [ -n "$relay_pid" ] && kill -0 "$relay_pid" 2>/dev/null; then
+		kill -TERM "$relay_pid"
+		for _ in $(seq 100); do
+			kill -0 "$relay_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+	fi
+	for p in "${pids[@]}"; do
+		kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null
+	done
+	sleep 0.2
+	for p in "${pids[@]}"; do
+		kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null
+	done
+	# Whatever a failed step left behind.
+	for d in /sys/block/nbdws*; do
+		[ -e "$d" ] || continue
+		timeout 60 "$nbdctl" disconnect "/dev/${d##*/}" > /dev/null 2>&1
+	done
+	rm -rf "$tmp"
+}
+trap relay_cleanup EXIT
+
+ok() {	# ok STATUS DESCRIPTION [diagnostic file...]
+	local f
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n $2"
+	else
+		failed=$((failed + 1))
+		echo "not ok $n $2"
+		shift 2
+		for f in "$@"; do
+			[ -s "$f" ] || continue
+			echo "# --- ${f##*/}"
+			sed 's/^/# /' "$f" | tail -n 25
+		done
+	fi
+}
+
+# ok_cmd DESCRIPTION CMD... : run CMD, its output the diagnostic.
+ok_cmd() {
+	local desc=$1 rc
+	shift
+	"$@" > "$tmp/cmd.out" 2>&1
+	rc=$?
+	ok $rc "$desc" "$tmp/cmd.out"
+	return $rc
+}
+
+relay_prereqs() {
+	local t
+	echo "TAP version 13"
+	for t in /usr/sbin/nbdkit /usr/bin/openssl "$python"; do
+		[ -x "$t" ] || { echo "1..0 # SKIP needs $t"; exit 0; }
+	done
+	$python -c 'import websockets' 2>/dev/null ||
+		{ echo "1..0 # SKIP needs python3-websockets"; exit 0; }
+	[ -x "$nbdctl" ] || { echo "1..0 # SKIP no nbdctl at $nbdctl"; exit 0; }
+	[ -x "$relay_bin" ] || { echo "1..0 # SKIP no $relay_bin"; exit 0; }
+	modprobe ext4 2>/dev/null
+	modprobe tls 2>/dev/null
+	# The relay refuses a tokens file others can read.
+	umask 077
+	mkdir -p "$tmp/mnt"
+}
+
+free_port() {
+	$python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_port() {	# wait_port PORT SECONDS
+	local end=$((SECONDS + $2))
+	while [ $SECONDS -lt $end ]; do
+		$python -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+spawn() {	# spawn LOG CMD... (own process group; $! in last_pid)
+	local log=$1
+	shift
+	setsid "$@" > "$log" 2>&1 &
+	last_pid=$!
+	pids+=("$last_pid")
+}
+
+# Tokens file: one "TOKEN [SLOT...]" per line, mode 600.
+write_tokens() {	# write_tokens LINE...
+	printf '%s\n' "# selftest tokens" "$@" > "$tmp/tokens"
+	chmod 600 "$tmp/tokens"
+}
+
+# The state hook: appends "ACTION SLOT DEVICE INDEX" to hook.log; fails a
+# start for a slot named in hook.fail.
+write_hook() {
+	cat > "$tmp/hook" <<EOF
+#!/bin/sh
+echo "\$1 \$2 \${NBDWS_DEVICE:-nodev} \${NBDWS_INDEX:-noindex}" >> "$tmp/hook.log"
+[ "\$1" = start ] && grep -qx "\$2" "$tmp/hook.fail" 2>/dev/null && exit 1
+exit 0
+EOF
+	chmod 755 "$tmp/hook"
+	: > "$tmp/hook.log"
+}
+
+# relay_start CONFIG-FILE [OPTIONS...]: listens on 127.0.0.1:$relay_port
+# (set by the caller, or a fresh one); waits until it accepts.
+relay_start() {
+	local cfg=$1
+	shift
+	: "${relay_port:=$(free_port)}"
+	spawn "$tmp/relay.log" "$relay_bin" --config "$cfg" \
+		--listen "127.0.0.1:$relay_port" -v "$@"
+	relay_pid=$last_pid
+	wait_port "$relay_port" 60 && kill -0 "$relay_pid" 2>/dev/null
+}
+
+# relay_stop: SIGTERM, must exit 0 within 30 s.
+relay_stop() {
+	local rc
+	[ -n "$relay_pid" ] || return 1
+	kill -TERM "$relay_pid" 2>/dev/null || return 1
+	for _ in $(seq 300); do
+		kill -0 "$relay_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$relay_pid" 2>/dev/null && return 1
+	wait "$relay_pid" 2>/dev/null
+	rc=$?
+	relay_pid=
+	return $rc
+}
+
+probe() {	# probe [--tls ...] SUBCOMMAND ...: against the relay's port
+	$python "$probe_py" --connect "127.0.0.1:$relay_port" "$@"
+}
+
+# status_get SLOT-EXPR... -> values on stdout (token: $status_token)
+status_get() {
+	local a=() e
+	for e in "$@"; do a+=(--get "$e"); done
+	probe ${status_tls:+--tls --cafile "$status_tls"} json /status \
+		--token "${status_token:-$tok_all}" "${a[@]}"
+}
+
+# wait_state SLOT STATE SECONDS
+wait_state() {
+	local end=$((SECONDS + $3)) s
+	while [ $SECONDS -lt $end ]; do
+		s=$(status_get "slots[name=$1].state" 2>/dev/null)
+		[ "$s" = "$2" ] && return 0
+		sleep 0.2
+	done
+	echo "slot $1: state '$s', waited for '$2'"
+	return 1
+}
+
+# nbdkit serving FILE (or "memory SIZE") on $tmp/NAME.sock.
+nbdkit_start() {	# nbdkit_start NAME [NBDKIT OPTIONS] PLUGIN ARGS...
+	local name=$1
+	shift
+	rm -f "$tmp/$name.sock"
+	spawn "$tmp/$name.nbdkit.log" nbdkit -f -U "$tmp/$name.sock" "$@"
+	for _ in $(seq 100); do
+		[ -S "$tmp/$name.sock" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# browser NAME URL NBDKIT-NAME [OPTIONS...]: starts the browser; its
+# events go to $tmp/NAME.ev, its pid to br_pid[NAME].
+declare -A br_pid
+browser() {
+	local name=$1 url=$2 srv=$3
+	shift 3
+	: > "$tmp/$name.ev"
+	spawn "$tmp/$name.br.log" $python "$browser_py" --events "$tmp/$name.ev" \
+		"$@" "$url" "$tmp/$srv.sock"
+	br_pid[$name]=$last_pid
+}
+
+# wait_event NAME REGEX SECONDS: the browser printed a matching line.
+wait_event() {
+	local end=$((SECONDS + $3))
+	while [ $SECONDS -lt $end ]; do
+		grep -Eq "$2" "$tmp/$1.ev" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "browser $1: no event matching '$2' in ${3}s; got:"
+	cat "$tmp/$1.ev" "$tmp/$1.br.log" 2>/dev/null
+	return 1
+}
+
+# serve NAME URL NBDKIT-NAME SLOT [OPTIONS]: browser connects and the slot
+# reaches "serving"; sets $dev from /status. 0 on success.
+serve() {
+	local name=$1 url=$2 srv=$3 slot=$4
+	shift 4
+	dev=
+	browser "$name" "$url" "$srv" "$@"
+	wait_state "$slot" serving 60 > "$tmp/serve.out" 2>&1 || {
+		cat "$tmp/$name.ev" "$tmp/$name.br.log" >> "$tmp/serve.out"
+		tail -n 20 "$tmp/relay.log" >> "$tmp/serve.out"
+		return 1
+	}
+	dev=$(status_get "slots[name=$slot].device")
+	for _ in $(seq 100); do
+		[ -b "$dev" ] && return 0
+		sleep 0.1
+	done
+	echo "no block device '$dev'" >> "$tmp/serve.out"
+	return 1
+}
+
+# stop_browser NAME SIGNAL: signal it and wait for it to exit.
+stop_browser() {
+	local p=${br_pid[$1]}
+	kill -"$2" "$p" 2>/dev/null
+	for _ in $(seq 200); do
+		kill -0 "$p" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+dev_gone() {	# dev_gone DEV SECONDS
+	local end=$((SECONDS + $2))
+	while [ $SECONDS -lt $end ]; do
+		[ -e "/sys/block/${1#/dev/}" ] || return 0
+		sleep 0.1
+	done
+	echo "$1 still exists after ${2}s"
+	return 1
+}
+
+no_devices() {
+	local d left=
+	for d in /sys/block/nbdws*; do
+		[ -e "$d" ] && left="$left ${d##*/}"
+	done
+	[ -z "$left" ] && return 0
+	echo "devices left:$left"
+	return 1
+}
+
+# Data: 8 MiB random pattern, written O_DIRECT in four request sizes and
+# flushed, then read back; the image's "old" 4 MiB at 16 MiB read too.
+make_data() {
+	dd if=/dev/urandom of="$tmp/pat" bs=1M count=8 status=none
+	dd if=/dev/urandom of="$tmp/old" bs=1M count=4 status=none
+}
+
+make_image() {	# make_image FILE MiB: zeroes, old data at 16 MiB
+	truncate -s 0 "$1" && truncate -s "${2}M" "$1" &&
+	dd if="$tmp/old" of="$1" bs=1M seek=16 conv=notrunc status=none
+}
+
+write_pattern() {	# write_pattern DEV
+	dd if="$tmp/pat" of="$1" bs=4k count=512 oflag=direct status=none &&
+	dd if="$tmp/pat" of="$1" bs=64k skip=32 seek=32 count=32 oflag=direct status=none &&
+	dd if="$tmp/pat" of="$1" bs=1M skip=4 seek=4 count=3 oflag=direct status=none &&
+	dd if="$tmp/pat" of="$1" bs=512 skip=14336 seek=14336 count=2048 oflag=direct conv=fsync status=none
+}
+
+read_back() {	# read_back DEV
+	dd if="$1" of="$tmp/rb" bs=256k count=32 iflag=direct status=none &&
+	cmp "$tmp/pat" "$tmp/rb" &&
+	dd if="$1" of="$tmp/rb" bs=1M skip=16 count=4 iflag=direct status=none &&
+	cmp "$tmp/old" "$tmp/rb" &&
+	rm -f "$tmp/rb"
+}
+
+check_backing() {	# check_backing FILE: pattern, zeroes, old, zeroes
+	local size
+	size=$(stat -c %s "$1")
+	cmp -n $((8 << 20)) "$tmp/pat" "$1" &&
+	cmp -n $((8 << 20)) -i $((8 << 20)):0 "$1" /dev/zero &&
+	cmp -i $((16 << 20)):0 -n $((4 << 20)) "$1" "$tmp/old" &&
+	cmp -n $((size - (20 << 20))) -i $((20 << 20)):0 "$1" /dev/zero
+}
+
+fs_check() {	# fs_check DEV
+	local m=$tmp/mnt
+	mkfs.ext4 -q -F "$1" &&
+	mount "$1" "$m" &&
+	dd if=/dev/urandom of="$m/a" bs=1M count=4 status=none &&
+	cp "$m/a" "$m/b" &&
+	(cd "$m" && sha256sum a b) > "$tmp/sums" &&
+	umount "$m" &&
+	echo 3 > /proc/sys/vm/drop_caches &&
+	mount -o ro "$1" "$m" &&
+	(cd "$m" && sha256sum -c --quiet "$tmp/sums")
+	local rc=$?
+	umount "$m" 2>/dev/null
+	return $rc
+}
+
+# The relay must never log a credential.
+no_token_logged() {
+	local t
+	for t in "$tok_a" "$tok_b" "$tok_all" "$tok_c"; do
+		if grep -qF "$t" "$tmp"/relay*.log; then
+			echo "token ${t:0:5}... found in the relay's log"
+			return 1
+		fi
+	done
+	return 0
+}
+
+# Expected hook log lines, in order (exact file).
+hook_log_is() {	# hook_log_is LINE...
+	printf '%s\n' "$@" > "$tmp/hook.want"
+	cmp -s "$tmp/hook.want" "$tmp/hook.log" && return 0
+	echo "hook log:"; cat "$tmp/hook.log"
+	echo "expected:"; cat "$tmp/hook.want"
+	return 1
+}
+
+wait_hook_lines() {	# wait_hook_lines N SECONDS
+	local end=$((SECONDS + $2))
+	while [ $SECONDS -lt $end ]; do
+		[ "$(wc -l < "$tmp/hook.log")" -ge "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
