@@ -1052,10 +1052,66 @@ static int check_files(struct loader *ld)
 
 static void warn_auth(const struct relay_config *cfg)
 {
-	if (cfg->insecure)
-		relay_log(RELAY_LOG_WARN, "insecure: clients without a credential are let in");
-	else if (!cfg->tokens_file && !cfg->tls.client_ca_file)
+	/* main.c warns about --insecure itself. */
+	if (!cfg->insecure && !cfg->tokens_file && !cfg->tls.client_ca_file)
 		relay_log(RELAY_LOG_WARN, "no tokens file and no client CA: every client will be refused (give --tokens, tls.client-ca or --insecure)");
+}
+
+/* "60 s", "1.5 s", or @zero ("off", "module default") for 0. */
+static const char *secs(char *buf, size_t size, u32 ms, const char *zero)
+{
+	if (!ms)
+		return zero;
+	snprintf(buf, size, "%g s", ms / 1000.0);
+	return buf;
+}
+
+/*
+ * With -v: the configuration in force, after the command line, one line
+ * for the daemon and one per slot, so an operator sees what the file and
+ * the options came to. No credential is in it (the tokens file's path
+ * is not one).
+ */
+static void config_log(const struct relay_config *cfg)
+{
+	char line[768], t1[32], t2[32], t3[32], idx[16], shown[80];
+	unsigned int i, j;
+	size_t off = 0;
+
+	for (i = 0; i < cfg->n_listen && off < sizeof(line); i++)
+		off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%s",
+					i ? " " : "", cfg->listen[i].spec);
+	relay_log(RELAY_LOG_INFO, "config: listen %s; tls %s; tokens %s; client CA %s%s; web %s; state hook %s; insecure %s; fallback %s",
+		  line, cfg->tls.cert_file ? "on (TCP)" : "off",
+		  cfg->tokens_file ?: "none", cfg->tls.client_ca_file ?: "none",
+		  cfg->tls.require_client_cert ? " (required)" : "",
+		  cfg->web_dir ?: "none", cfg->state_hook ?: "none",
+		  cfg->insecure ? "yes" : "no", cfg->fallback ? "yes" : "no");
+	relay_log(RELAY_LOG_INFO, "config: limits: %u connections, %u handshakes, handshake timeout %s, hook timeout %s",
+		  cfg->max_conns, cfg->max_handshakes,
+		  secs(t1, sizeof(t1), cfg->handshake_ms, "?"),
+		  secs(t2, sizeof(t2), cfg->hook_ms, "?"));
+	for (i = 0; i < cfg->n_slots; i++) {
+		const struct relay_slot_cfg *s = &cfg->slots[i];
+
+		off = 0;
+		line[0] = '\0';
+		for (j = 0; j < s->n_origins && off < sizeof(line); j++)
+			off += (size_t)snprintf(line + off, sizeof(line) - off,
+						" %s", s->origins[j]);
+		relay_printable(s->export_name, strlen(s->export_name), shown,
+				sizeof(shown));
+		snprintf(idx, sizeof(idx), "%d", s->index);
+		relay_log(RELAY_LOG_INFO, "config: slot %s: index %s%s%s, export \"%s\", hold %s, timeout %s, max-request-size %u, queue-depth %u, ping %s, origins%s",
+			  s->name, s->index < 0 ? "any" : idx,
+			  s->is_default ? ", default" : "",
+			  s->read_only ? ", read-only" : "", shown,
+			  secs(t1, sizeof(t1), s->hold_ms, "?"),
+			  secs(t2, sizeof(t2), s->timeout_ms, "module default"),
+			  s->max_req_bytes, s->queue_depth,
+			  secs(t3, sizeof(t3), s->ping_ms, "off"),
+			  s->n_origins ? line : " any");
+	}
 }
 
 static void set_builtin(struct loader *ld)
@@ -1118,8 +1174,11 @@ int config_load(struct relay_config *cfg, int argc, char **argv,
 	}
 	if (cfg->max_handshakes > cfg->max_conns)
 		cfg->max_handshakes = cfg->max_conns;
-	if (*action == CONFIG_RUN)
+	if (*action == CONFIG_RUN) {
 		warn_auth(cfg);
+		if (cfg->verbose)
+			config_log(cfg);
+	}
 	return 0;
 }
 
