@@ -124,8 +124,9 @@ $(B)/unit/%: tests/unit/%.c $(LIBUSER_SAN) $(USER_HDRS) $(KSFT_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -isystem $(KSFT) -o $@ $< $(LIBUSER_SAN) $(USER_LDLIBS)
 
-# The relay's runtime (loop, fibers, hooks) on its own: no module needed.
-RELAY_RUNTIME_SRCS := $(addprefix tools/nbdws-relay/,loop.c fiber.c hook.c log.c)
+# The relay's runtime (loop, fibers, hooks, listeners) on its own: no
+# module needed.
+RELAY_RUNTIME_SRCS := $(addprefix tools/nbdws-relay/,loop.c fiber.c hook.c listen.c log.c)
 $(B)/unit/test_relay_runtime: tests/unit/test_relay_runtime.c $(RELAY_RUNTIME_SRCS) \
 		$(LIBUSER_SAN) $(USER_HDRS) $(KSFT_HDRS)
 	@mkdir -p $(dir $@)

@@ -4,10 +4,13 @@
  * callbacks that delete what is being dispatched), fibers (resumption on
  * data, deadlines, cancellation, many at once, lib/'s blocking socket code
  * run cooperatively through nbd_sock_wait()'s hook) and the state hook
- * (environment, per-slot ordering, timeout kill). Built with
- * tools/nbdws-relay/{loop,fiber,hook,log}.c linked in, under ASan/UBSan.
+ * (environment, per-slot ordering, timeout kill) and the listeners
+ * (TCP and unix, stale sockets, the connection limit). Built with
+ * tools/nbdws-relay/{loop,fiber,hook,listen,log}.c linked in, under
+ * ASan/UBSan; the sessions listen.c hands sockets to are stubs here.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,14 +18,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
 
 #include "fiber.h"
 #include "hook.h"
+#include "listen.h"
 #include "loop.h"
 #include "nbd_sock.h"
 #include "relay.h"
@@ -846,6 +853,198 @@ TEST(hook_run_wait_in_fibers)
 	EXPECT_EQ(-ECANCELED, w[1].rc);
 	EXPECT_EQ(0, hook_pending());
 	drop_hook(&h);
+	loop_fini();
+}
+
+/* ---- listeners ------------------------------------------------------ */
+
+/* session.h, as listen.c sees it: record what was accepted. */
+#define MAX_ACCEPTED	8
+
+static int accepted[MAX_ACCEPTED];
+static bool accepted_tls[MAX_ACCEPTED];
+static int accepted_family[MAX_ACCEPTED];
+static unsigned int n_accepted;
+
+void session_start(int fd, const struct sockaddr *peer, socklen_t peer_len,
+		   bool tls)
+{
+	(void)peer_len;
+	if (n_accepted == MAX_ACCEPTED)
+		abort();
+	accepted_family[n_accepted] = peer->sa_family;
+	accepted_tls[n_accepted] = tls;
+	accepted[n_accepted++] = fd;
+}
+
+unsigned int session_handshakes(void)
+{
+	return 0;
+}
+
+/* A port nobody listens on right now. */
+static char *free_port(char *buf, size_t size)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len))
+		abort();
+	close(fd);
+	snprintf(buf, size, "%u", ntohs(sa.sin_port));
+	return buf;
+}
+
+static int dial_tcp(const char *port)
+{
+	struct sockaddr_in sa = {
+		.sin_family = AF_INET,
+		.sin_port = htons((uint16_t)atoi(port)),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		return -1;
+	return fd;
+}
+
+static int dial_unix(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		return -1;
+	return fd;
+}
+
+static void run_for(int ms)
+{
+	loop_timer_arm(&t_stop, nbd_now_ms() + ms, stop_cb, NULL);
+	if (loop_run())
+		abort();
+}
+
+TEST(listeners_accept_up_to_the_limit)
+{
+	char port[16], dir[64], path[96], cert[] = "cert.pem";
+	struct relay_listen *l = test_cfg.listen;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int stale, c[4], nodelay = 0;
+	socklen_t len = sizeof(nodelay);
+	struct stat st;
+	unsigned int i;
+
+	setup_loop();
+	n_accepted = 0;
+	snprintf(dir, sizeof(dir), "/tmp/relay_listen.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/relay.sock", dir);
+	/* A socket left behind by a relay that died: replaced. */
+	stale = socket(AF_UNIX, SOCK_STREAM, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ASSERT_EQ(0, bind(stale, (struct sockaddr *)&sa, sizeof(sa)));
+	close(stale);
+
+	l[0] = (struct relay_listen){ .kind = RELAY_LISTEN_TCP,
+		.host = "127.0.0.1", .port = free_port(port, sizeof(port)),
+		.spec = "127.0.0.1:P" };
+	l[1] = (struct relay_listen){ .kind = RELAY_LISTEN_UNIX,
+		.path = path, .spec = "unix:PATH" };
+	test_cfg.n_listen = 2;
+	test_cfg.max_conns = 3;
+	test_cfg.tls.cert_file = cert;
+	ASSERT_EQ(0, listen_init());
+	ASSERT_EQ(0, stat(path, &st));
+	EXPECT_TRUE(S_ISSOCK(st.st_mode));
+	EXPECT_EQ(0660, st.st_mode & 0777);
+
+	c[0] = dial_tcp(port);
+	c[1] = dial_unix(path);
+	c[2] = dial_tcp(port);
+	c[3] = dial_tcp(port);	/* the kernel's backlog holds it */
+	for (i = 0; i < 4; i++)
+		ASSERT_LE(0, c[i]);
+	run_for(150);
+	ASSERT_EQ(3, n_accepted);
+	EXPECT_EQ(3, listen_conns());
+	/* TLS is for TCP listeners only; TCP sockets get TCP_NODELAY. */
+	for (i = 0; i < 3; i++) {
+		EXPECT_EQ(accepted_family[i] == AF_INET, accepted_tls[i]);
+		if (accepted_family[i] == AF_INET) {
+			ASSERT_EQ(0, getsockopt(accepted[i], IPPROTO_TCP,
+						TCP_NODELAY, &nodelay, &len));
+			EXPECT_NE(0, nodelay);
+		}
+	}
+	/* One closes: the fourth is taken. */
+	close(accepted[0]);
+	listen_conn_closed();
+	EXPECT_EQ(2, listen_conns());
+	run_for(150);
+	EXPECT_EQ(4, n_accepted);
+	EXPECT_EQ(3, listen_conns());
+
+	listen_fini();
+	/* Our socket file goes with us; nobody listens any more. */
+	EXPECT_NE(0, stat(path, &st));
+	EXPECT_GT(0, dial_tcp(port));
+	for (i = 0; i < 4; i++)
+		close(c[i]);
+	for (i = 1; i < n_accepted; i++)
+		close(accepted[i]);
+	rmdir(dir);
+	test_cfg.tls.cert_file = NULL;
+	loop_fini();
+}
+
+TEST(listeners_refuse_what_they_must_not_take)
+{
+	char port[16], dir[64], path[96];
+	struct relay_listen *l = test_cfg.listen;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct stat st;
+	int busy, fd;
+
+	setup_loop();
+	snprintf(dir, sizeof(dir), "/tmp/relay_listen.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/not-a-socket", dir);
+	fd = open(path, O_CREAT | O_WRONLY, 0600);
+	ASSERT_LE(0, fd);
+	close(fd);
+
+	/* A file that is not a socket is never unlinked. */
+	l[0] = (struct relay_listen){ .kind = RELAY_LISTEN_UNIX,
+		.path = path, .spec = "unix:FILE" };
+	test_cfg.n_listen = 1;
+	EXPECT_EQ(-EEXIST, listen_init());
+	ASSERT_EQ(0, stat(path, &st));
+	EXPECT_TRUE(S_ISREG(st.st_mode));
+
+	/* A port in use is an error, and nothing stays bound. */
+	busy = socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)atoi(free_port(port, sizeof(port))));
+	ASSERT_EQ(0, bind(busy, (struct sockaddr *)&sa, sizeof(sa)));
+	ASSERT_EQ(0, listen(busy, 1));
+	l[0] = (struct relay_listen){ .kind = RELAY_LISTEN_UNIX,
+		.path = path, .spec = "unix:FILE" };
+	snprintf(path + strlen(dir), sizeof(path) - strlen(dir), "/ok.sock");
+	l[1] = (struct relay_listen){ .kind = RELAY_LISTEN_TCP,
+		.host = "127.0.0.1", .port = port, .spec = "127.0.0.1:P" };
+	test_cfg.n_listen = 2;
+	EXPECT_EQ(-EADDRINUSE, listen_init());
+	/* The unix listener bound before the failure was undone. */
+	EXPECT_NE(0, stat(path, &st));
+	close(busy);
+	snprintf(path, sizeof(path), "%s/not-a-socket", dir);
+	unlink(path);
+	rmdir(dir);
 	loop_fini();
 }
 
