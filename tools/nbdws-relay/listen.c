@@ -262,7 +262,8 @@ static int listen_tcp(const struct relay_listen *rl)
 	int rc, first_err = 0, bound = 0;
 	size_t n;
 
-	if (h && h[0] == '[' && (n = strlen(h)) >= 2 && h[n - 1] == ']') {
+	n = h ? strlen(h) : 0;
+	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
 		snprintf(host, sizeof(host), "%.*s", (int)(n - 2), h + 1);
 		h = host;
 	}

@@ -75,13 +75,13 @@ static void on_signal(void *arg, uint32_t events)
 		case SIGINT:
 			if (shutting_down) {
 				relay_log(RELAY_LOG_WARN,
-					  "%s again: exiting now, devices left as they are",
-					  strsignal((int)si.ssi_signo));
+					  "SIG%s again: exiting now, devices left as they are",
+					  sigabbrev_np((int)si.ssi_signo));
 				_exit(1);
 			}
 			shutting_down = true;
-			relay_log(RELAY_LOG_INFO, "%s: shutting down",
-				  strsignal((int)si.ssi_signo));
+			relay_log(RELAY_LOG_INFO, "SIG%s: shutting down",
+				  sigabbrev_np((int)si.ssi_signo));
 			listen_fini();
 			session_cancel_all();
 			slots_shutdown(shutdown_done);
