@@ -133,6 +133,14 @@ $(B)/unit/test_relay_runtime: tests/unit/test_relay_runtime.c $(RELAY_RUNTIME_SR
 	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -isystem $(KSFT) -Itools/nbdws-relay -o $@ \
 		$< $(RELAY_RUNTIME_SRCS) $(LIBUSER_SAN) $(USER_LDLIBS)
 
+# The relay's userspace framing on the relay's loop: no module needed.
+RELAY_FALLBACK_SRCS := $(addprefix tools/nbdws-relay/,fallback.c loop.c)
+$(B)/unit/test_fallback: tests/unit/test_fallback.c $(RELAY_FALLBACK_SRCS) \
+		$(LIBUSER_SAN) $(USER_HDRS) $(KSFT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -isystem $(KSFT) -Itools/nbdws-relay -pthread \
+		-o $@ $< $(RELAY_FALLBACK_SRCS) $(LIBUSER_SAN) $(USER_LDLIBS)
+
 selftests: $(SELFTEST_BINS) tools bench-tools
 
 $(B)/selftests/%: selftests/nbdws/%.c $(LIBUSER) $(USER_HDRS) $(KSFT_HDRS)
