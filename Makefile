@@ -141,6 +141,15 @@ $(B)/unit/test_fallback: tests/unit/test_fallback.c $(RELAY_FALLBACK_SRCS) \
 	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -isystem $(KSFT) -Itools/nbdws-relay -pthread \
 		-o $@ $< $(RELAY_FALLBACK_SRCS) $(LIBUSER_SAN) $(USER_LDLIBS)
 
+# What the relay decides on a request (tokens, credentials, routes, file
+# paths): pure code, no loop or module needed.
+RELAY_SESSION_SRCS := $(addprefix tools/nbdws-relay/,auth.c route.c webfiles.c log.c)
+$(B)/unit/test_relay_session: tests/unit/test_relay_session.c $(RELAY_SESSION_SRCS) \
+		$(LIBUSER_SAN) $(USER_HDRS) $(KSFT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -isystem $(KSFT) -Itools/nbdws-relay -o $@ \
+		$< $(RELAY_SESSION_SRCS) $(LIBUSER_SAN) $(USER_LDLIBS)
+
 selftests: $(SELFTEST_BINS) tools bench-tools
 
 $(B)/selftests/%: selftests/nbdws/%.c $(LIBUSER) $(USER_HDRS) $(KSFT_HDRS)
