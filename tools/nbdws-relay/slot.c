@@ -292,11 +292,23 @@ static struct slot *slot_by_index(u32 index)
 	return NULL;
 }
 
+/* Events were dropped: ask the kernel about every device we have. */
+static void audit_all(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < n_slots; i++)
+		if (slots[i].have_device)
+			audit_arm(&slots[i], 0);
+}
+
 void slots_on_event(const struct kernel_event *ev)
 {
 	struct slot *sl = slot_by_index(ev->index);
 	u16 code = 0;
 
+	if (kernel_events_lost())
+		audit_all();
 	/* Devices the relay did not make are someone else's business. */
 	if (!sl)
 		return;
