@@ -222,7 +222,7 @@ static void on_guard(void *arg)
 	loop_stop(1);
 }
 
-static void rig_open(struct rig *r, const u8 *pre, size_t pre_len)
+static void rig_sockets(struct rig *r)
 {
 	int sv[2];
 
@@ -239,6 +239,11 @@ static void rig_open(struct rig *r, const u8 *pre, size_t pre_len)
 		abort();
 	r->kt = sv[0];
 	r->kr = sv[1];
+}
+
+static void rig_open(struct rig *r, const u8 *pre, size_t pre_len)
+{
+	rig_sockets(r);
 	r->f = fallback_start(r->cr, NULL, pre, pre_len, r->kr, on_end, r);
 	if (!r->f)
 		abort();
@@ -794,6 +799,264 @@ TEST(sixty_four_mib_each_way_in_random_frames)
 	EXPECT_TRUE(b->kernel_eof);
 	rig_close(&b->r);
 	free(b);
+}
+
+/* ---- a TLS session kept in userspace ---------------------------------- */
+
+#define TLS_ROUNDS	64
+#define TLS_MSG_MAX	(256 << 10)	/* a round trip fits the buffers */
+#define SEED_TLS	0x5eed0003ULL
+
+struct tls_rig {
+	struct rig r;
+	struct tls_conn cli;
+	int cli_rc;
+	char dir[64];
+	unsigned int key_updates;
+	int rounds;
+	u64 echoed;
+	int close_code;
+	bool eof;
+	atomic_bool fail;
+	char why[160];
+};
+
+static void tls_fail(struct tls_rig *t, const char *why)
+{
+	if (!atomic_exchange(&t->fail, true))
+		snprintf(t->why, sizeof(t->why), "%s", why);
+}
+
+/* The device: everything it is sent comes back, in random chunks. */
+static void *kernel_echo(void *arg)
+{
+	struct tls_rig *t = arg;
+	struct rng r = { 5 };
+	u8 *buf = malloc(1 << 16);
+
+	for (;;) {
+		ssize_t n = read(t->r.kt, buf, rnd_in(&r, 1, 1 << 16));
+
+		if (n <= 0)
+			break;
+		put(t->r.kt, buf, (size_t)n);
+	}
+	free(buf);
+	return NULL;
+}
+
+static void *tls_client_connect(void *arg)
+{
+	struct tls_rig *t = arg;
+	struct tls_opts o = { .server_name = "localhost", .insecure = true };
+	struct nbdws_err err;
+
+	t->cli_rc = tls_prepare(&t->cli, &o, &err);
+	if (!t->cli_rc)
+		t->cli_rc = tls_connect(&t->cli, t->r.ct, 5000, &err);
+	return NULL;
+}
+
+/* Read from the relay until @want data bytes and a pong came. */
+static bool tls_client_collect(struct tls_rig *t, const struct ws_io *io,
+			       struct ws_dec *dec, u64 pos, size_t want,
+			       u8 *got, u8 *buf)
+{
+	size_t have = 0;
+	bool pong = false;
+
+	while (have < want || !pong) {
+		ssize_t n;
+		size_t at = 0;
+
+		t->cli.deadline_ms = nbd_now_ms() + 5000;
+		n = io->read(io->ctx, buf, 65536);
+		if (n <= 0) {
+			tls_fail(t, "the relay's TLS stream ended early");
+			return false;
+		}
+		while (at < (size_t)n) {
+			u64 left = ws_dec_data_left(dec);
+			struct ws_event ev;
+
+			if (left) {
+				size_t k = (size_t)n - at;
+
+				if (k > left)
+					k = (size_t)left;
+				if (have + k > want) {
+					tls_fail(t, "more data than was sent");
+					return false;
+				}
+				ws_dec_data_copy(dec, got + have, buf + at, k);
+				have += k;
+				at += k;
+				continue;
+			}
+			at += ws_dec_parse(dec, buf + at, (size_t)n - at, &ev);
+			if (ev.type == WS_EV_PONG)
+				pong = true;
+			else if (ev.type == WS_EV_CLOSE || ev.type == WS_EV_ERROR) {
+				tls_fail(t, "close or error from the relay");
+				return false;
+			}
+		}
+	}
+	stream_fill(SEED_TLS, pos, buf, want);
+	if (memcmp(got, buf, want)) {
+		tls_fail(t, "echo differs");
+		return false;
+	}
+	return true;
+}
+
+/* The browser over TLS: messages out, their echo back, key updates. */
+static void *tls_client(void *arg)
+{
+	struct tls_rig *t = arg;
+	struct rng r = { 6 };
+	u8 *pay = malloc(TLS_MSG_MAX), *out = malloc(2 * TLS_MSG_MAX);
+	u8 *got = malloc(TLS_MSG_MAX), *buf = malloc(TLS_MSG_MAX + 65536);
+	bool tls13 = SSL_version(t->cli.ssl) == TLS1_3_VERSION;
+	struct ws_io io;
+	u8 close_pl[2], close_fr[16];
+	struct ws_dec dec;
+	size_t n_close;
+	u64 pos = 0;
+	int round;
+
+	tls_io(&t->cli, &io);
+	ws_dec_init(&dec, false);
+	for (round = 0; round < TLS_ROUNDS && !atomic_load(&t->fail);
+	     round++) {
+		size_t len = rnd_in(&r, 1, TLS_MSG_MAX), used = 0, at = 0;
+		u64 k = rnd(&r);
+		u8 key[4];
+
+		memcpy(key, &k, 4);
+		stream_fill(SEED_TLS, pos, pay, len);
+		while (at < len) {
+			size_t n = rnd_in(&r, 0, 70000);
+
+			if (n > len - at)
+				n = len - at;
+			used += client_frame(out + used, at ? WS_OP_CONT :
+					     WS_OP_BINARY, at + n == len,
+					     pay + at, n, key);
+			at += n;
+		}
+		used += client_frame(out + used, WS_OP_PING, true, "tls", 3,
+				     key);
+		/* A key update makes the relay's next read want a write. */
+		if (tls13 && round % 8 == 3 &&
+		    SSL_key_update(t->cli.ssl, SSL_KEY_UPDATE_REQUESTED))
+			t->key_updates++;
+		t->cli.deadline_ms = nbd_now_ms() + 5000;
+		if (io.write(io.ctx, out, used)) {
+			tls_fail(t, "TLS write to the relay failed");
+			break;
+		}
+		if (!tls_client_collect(t, &io, &dec, pos, len, got, buf))
+			break;
+		pos += len;
+		t->echoed = pos;
+	}
+	t->rounds = round;
+	/* Close, then the echo of it and the end of the stream. */
+	ws_close_payload(close_pl, WS_CLOSE_NORMAL);
+	n_close = client_frame(close_fr, WS_OP_CLOSE, true, close_pl, 2,
+			       (const u8 *)"kkkk");
+	t->cli.deadline_ms = nbd_now_ms() + 5000;
+	if (io.write(io.ctx, close_fr, n_close))
+		tls_fail(t, "TLS write of the close failed");
+	ws_dec_init(&dec, false);
+	for (;;) {
+		ssize_t n;
+		size_t at = 0;
+		struct ws_event ev;
+
+		t->cli.deadline_ms = nbd_now_ms() + 5000;
+		n = io.read(io.ctx, buf, 4096);
+		if (n <= 0) {
+			t->eof = n == 0;
+			break;
+		}
+		while (at < (size_t)n) {
+			at += ws_dec_parse(&dec, buf + at, (size_t)n - at, &ev);
+			if (ev.type == WS_EV_CLOSE) {
+				t->close_code = ev.close_code;
+				break;
+			}
+			if (ev.type != WS_EV_PONG && ev.type != WS_EV_NEED_MORE) {
+				tls_fail(t, "unexpected frame after the close");
+				break;
+			}
+		}
+	}
+	free(pay);
+	free(out);
+	free(got);
+	free(buf);
+	return NULL;
+}
+
+TEST(tls_session_in_userspace_with_key_updates)
+{
+	struct tls_rig *t = calloc(1, sizeof(*t));
+	struct tls_server_opts so = { 0 };
+	struct tls_conn srv_tls;
+	struct tls_server *srv;
+	struct nbdws_err err;
+	char cmd[512], cert[96], key[96];
+	pthread_t th[2];
+
+	rig_sockets(&t->r);
+	snprintf(t->dir, sizeof(t->dir), "/tmp/test_fallback.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(t->dir));
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
+		 " -nodes -days 1 -subj /CN=localhost -keyout k.pem -out c.pem"
+		 " >/dev/null 2>&1", t->dir);
+	ASSERT_EQ(0, system(cmd));
+	snprintf(cert, sizeof(cert), "%s/c.pem", t->dir);
+	snprintf(key, sizeof(key), "%s/k.pem", t->dir);
+	so.cert_file = cert;
+	so.key_file = key;
+	ASSERT_EQ(0, tls_server_new(&srv, &so, &err)) TH_LOG("%s", err.msg);
+
+	ASSERT_EQ(0, pthread_create(&th[0], NULL, tls_client_connect, t));
+	memset(&srv_tls, 0, sizeof(srv_tls));
+	ASSERT_EQ(0, tls_accept(&srv_tls, srv, t->r.cr, 5000, &err))
+		TH_LOG("%s", err.msg);
+	pthread_join(th[0], NULL);
+	ASSERT_EQ(0, t->cli_rc);
+
+	t->r.f = fallback_start(t->r.cr, &srv_tls, NULL, 0, t->r.kr, on_end,
+				&t->r);
+	ASSERT_NE(NULL, t->r.f);
+	ASSERT_EQ(0, pthread_create(&th[0], NULL, kernel_echo, t));
+	ASSERT_EQ(0, pthread_create(&th[1], NULL, tls_client, t));
+	EXPECT_EQ(0, rig_run(&t->r, 60000));
+	if (!t->r.ended)
+		shutdown(t->r.ct, SHUT_RDWR);
+	pthread_join(th[1], NULL);
+	pthread_join(th[0], NULL);	/* the relay closed the kernel side */
+
+	EXPECT_FALSE(atomic_load(&t->fail)) TH_LOG("%s", t->why);
+	EXPECT_EQ(TLS_ROUNDS, t->rounds);
+	EXPECT_LT(TLS_ROUNDS * 1024, t->echoed);
+	EXPECT_LT(0, t->key_updates);
+	EXPECT_TRUE(t->r.ended);
+	EXPECT_EQ(WS_CLOSE_NORMAL, t->r.end_code);
+	EXPECT_EQ(WS_CLOSE_NORMAL, t->close_code);
+	EXPECT_TRUE(t->eof);
+	tls_free(&srv_tls);	/* a no-op: the pump ended the session */
+	tls_free(&t->cli);
+	tls_server_free(srv);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
+	EXPECT_EQ(0, system(cmd));
+	rig_close(&t->r);
+	free(t);
 }
 
 TEST_HARNESS_MAIN
