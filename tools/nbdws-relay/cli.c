@@ -199,9 +199,17 @@ enum cli_result cli_parse(struct relay_cli *cli, int argc, char **argv)
 		case ':':
 			return usage_error("%s needs an argument",
 					   bad_option(argv, optind));
-		case '?':
+		case '?': {
+			const char *a = argv[optind - 1];
+			const char *eq = strchr(a, '=');
+
+			/* A known long option given "=VALUE" it does not take. */
+			if (optopt && !strncmp(a, "--", 2) && eq)
+				return usage_error("%.*s takes no argument",
+						   (int)(eq - a), a);
 			return usage_error("unknown option %s",
 					   bad_option(argv, optind));
+		}
 		default:
 			r = cli_option(cli, c);
 			if (r != CLI_OK)
