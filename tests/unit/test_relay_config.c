@@ -51,19 +51,28 @@ static const char *relay_path(void)
 	return path;
 }
 
-/* The source tree's VERSION file: build/unit/.. /.. */
+/* @rel in the source tree: build/unit/../../@rel. */
+static void src_path(char *out, size_t size, const char *rel)
+{
+	char self[PATH_MAX];
+	ssize_t n;
+
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0) {
+		snprintf(out, size, "%s", rel);
+		return;
+	}
+	self[n] = '\0';
+	snprintf(out, size, "%s/../../%s", dirname(self), rel);
+}
+
 static void read_version(char *buf, size_t size)
 {
-	char self[PATH_MAX], path[PATH_MAX + 32];
-	ssize_t n;
+	char path[PATH_MAX];
 	FILE *f;
 
 	buf[0] = '\0';
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n < 0)
-		return;
-	self[n] = '\0';
-	snprintf(path, sizeof(path), "%s/../../VERSION", dirname(self));
+	src_path(path, sizeof(path), "VERSION");
 	f = fopen(path, "r");
 	if (!f)
 		return;
@@ -167,6 +176,23 @@ static int write_text(const char *path, const char *text)
 		return -1;
 	rc = fputs(text, f) < 0 ? -1 : 0;
 	return fclose(f) ? -1 : rc;
+}
+
+/* The line config.c logs with -v that starts with @prefix, or NULL. */
+static const char *log_line(const char *err, const char *prefix,
+			    char *out, size_t size)
+{
+	const char *p = strstr(err, prefix);
+	size_t len;
+
+	if (!p)
+		return NULL;
+	len = strcspn(p, "\n");
+	if (len >= size)
+		len = size - 1;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	return out;
 }
 
 TEST(binary_exists)
@@ -361,6 +387,30 @@ TEST_F(cfg, nbd_proxy_leniencies)
 	json_object_put(top);
 }
 
+/* The example that `make install` ships loads, and says what it shows. */
+TEST(example_config_loads)
+{
+	char path[PATH_MAX], line[1024];
+	struct rrun r;
+
+	src_path(path, sizeof(path), "tools/nbdws-relay/config.example.json");
+	run_relay(&r, "--config", path, "--metadata", NULL);
+	ASSERT_EQ(0, r.status) TH_LOG("stderr: %s", r.err);
+	EXPECT_STREQ("", r.err);
+	EXPECT_STREQ("{ \"media\": { \"description\": \"Virtual media\" }, "
+		     "\"install\": { \"description\": \"Installation image (read-only)\" } }\n",
+		     r.out);
+
+	/* Up to the files it names, which a test machine does not have. */
+	run_relay(&r, "--config", path, "-v", "--tls-cert", "/dev/null",
+		  "--tls-key", "/dev/null", "--tokens", "/dev/null", NULL);
+	EXPECT_NE(2, r.status);
+	ASSERT_NE(NULL, log_line(r.err, "config: slot install:", line,
+				 sizeof(line))) TH_LOG("stderr: %s", r.err);
+	EXPECT_STREQ("config: slot install: index 1, read-only, export \"\", hold 30 s, timeout 30 s, max-request-size 1048576, queue-depth 0, ping off, origins https://bmc.example.com",
+		     line);
+}
+
 struct bad_case {
 	const char *json;
 	const char *msg;	/* after "FILE: " */
@@ -547,23 +597,6 @@ TEST_F(cfg, whole_configuration_errors)
 	EXPECT_EQ(1, r.status);
 	EXPECT_NE(NULL, strstr(r.err, "module /nonexistent/nbdws.ko: not a file"))
 		TH_LOG("stderr: %s", r.err);
-}
-
-/* The line config.c logs with -v that starts with @prefix, or NULL. */
-static const char *log_line(const char *err, const char *prefix,
-			    char *out, size_t size)
-{
-	const char *p = strstr(err, prefix);
-	size_t len;
-
-	if (!p)
-		return NULL;
-	len = strcspn(p, "\n");
-	if (len >= size)
-		len = size - 1;
-	memcpy(out, p, len);
-	out[len] = '\0';
-	return out;
 }
 
 /*
