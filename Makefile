@@ -219,9 +219,27 @@ install: all
 	$(if $(NBDCTL_SRCS),install -D -m 0755 $(NBDCTL) $(DESTDIR)$(PREFIX)/sbin/nbdctl)
 	install -D -m 0644 uapi/linux/nbdws.h $(DESTDIR)$(PREFIX)/include/linux/nbdws.h
 	$(if $(wildcard Documentation/nbdctl.8),install -D -m 0644 Documentation/nbdctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/nbdctl.8)
+	$(if $(RELAY_SRCS),$(MAKE) -s install-relay)
 	install -D -m 0644 nbdws.ko \
 		$(DESTDIR)/lib/modules/$(shell scripts/build-module.sh --kdir "$(KDIR)" --print-kver)/updates/nbdws.ko
 	$(if $(DESTDIR),,depmod -a $(shell scripts/build-module.sh --kdir "$(KDIR)" --print-kver))
+
+# The relay: binary, man page, systemd unit (ExecStart pointed at this
+# PREFIX), the example configuration, and the browser page when web/ exists.
+RELAY_DOC := $(DESTDIR)$(PREFIX)/share/doc/nbdws
+RELAY_WEB := $(DESTDIR)$(PREFIX)/share/nbdws/web
+.PHONY: install-relay
+install-relay: $(RELAY)
+	install -D -m 0755 $(RELAY) $(DESTDIR)$(PREFIX)/sbin/nbdws-relay
+	install -D -m 0644 Documentation/nbdws-relay.8 $(DESTDIR)$(PREFIX)/share/man/man8/nbdws-relay.8
+	install -d $(DESTDIR)/lib/systemd/system
+	sed 's|^ExecStart=/usr/sbin/|ExecStart=$(PREFIX)/sbin/|' tools/nbdws-relay/nbdws-relay.service \
+		>$(DESTDIR)/lib/systemd/system/nbdws-relay.service
+	chmod 0644 $(DESTDIR)/lib/systemd/system/nbdws-relay.service
+	install -D -m 0644 tools/nbdws-relay/config.example.json $(RELAY_DOC)/nbdws-relay.config.example.json
+	install -D -m 0644 Documentation/relay.md $(RELAY_DOC)/relay.md
+	$(if $(wildcard web/*),rm -rf $(RELAY_WEB) && install -d $(RELAY_WEB) && \
+		cp -R web/. $(RELAY_WEB)/ && chmod -R go-w $(RELAY_WEB) && chmod -R a+rX $(RELAY_WEB))
 
 clean:
 	rm -rf $(B) nbdws.ko

@@ -98,6 +98,11 @@ if [ -n "$host" ]; then
 		rm -rf build/destdir &&
 		make -s install DESTDIR='$top/build/destdir' PREFIX=/usr &&
 		{ [ ! -d tools/nbdctl ] || test -x build/destdir/usr/sbin/nbdctl; } &&
+		{ [ ! -f tools/nbdws-relay/main.c ] || {
+			test -x build/destdir/usr/sbin/nbdws-relay &&
+			test -f build/destdir/usr/share/man/man8/nbdws-relay.8 &&
+			grep -q '^ExecStart=/usr/sbin/nbdws-relay ' build/destdir/lib/systemd/system/nbdws-relay.service &&
+			test -f build/destdir/usr/share/doc/nbdws/nbdws-relay.config.example.json; }; } &&
 		test -f build/destdir/usr/include/linux/nbdws.h &&
 		ls build/destdir/lib/modules/*/updates/nbdws.ko"
 fi
