@@ -31,6 +31,8 @@
 #include <poll.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -721,6 +723,7 @@ struct fallback *fallback_start(int client_fd, struct tls_conn *tls,
 				int kernel_fd, fallback_end_fn end, void *arg)
 {
 	struct fallback *f = calloc(1, sizeof(*f));
+	int one = 1;
 
 	if (!f)
 		return NULL;
@@ -748,6 +751,12 @@ struct fallback *fallback_start(int client_fd, struct tls_conn *tls,
 	}
 	if (set_nonblock(client_fd) || set_nonblock(kernel_fd))
 		goto fail;
+	/*
+	 * NBD requests are small frames that must leave now, not when the
+	 * previous one is acknowledged (Nagle). Not a TCP socket: no-op.
+	 */
+	(void)setsockopt(client_fd, IPPROTO_TCP, TCP_NODELAY, &one,
+			 sizeof(one));
 	if (loop_watch_add(&f->cw, client_fd, 0, on_client, f))
 		goto fail;
 	if (loop_watch_add(&f->kw, kernel_fd, 0, on_kernel, f)) {
