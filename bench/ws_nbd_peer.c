@@ -20,6 +20,11 @@
  * --control  read "HOST:PORT N" lines from FIFO and dial like --dial, from
  *            this process: the bench's ws-server rows are then served by
  *            the same process and memory as the plain and ws:// rows.
+ *            A line may name a URL instead, "ws://HOST:PORT/PATH N" or
+ *            "wss://HOST:PORT/PATH N" (nbdws-relay's slots, the bench's
+ *            nbd-proxy stand-in): over TLS the peer is a client that asks
+ *            for kernel TLS like our server side does, and does not verify
+ *            the certificate (a bench, on loopback).
  *
  * Backends: memory (one malloc'd buffer; reads copy from it, writes land
  * in it) or null (reads return zeros, writes are dropped). Both advertise
@@ -78,6 +83,7 @@ static struct {
 	u8 *mem;		/* memory backend */
 	const u8 *zeros;	/* null backend reads: MAX_REQ zero bytes */
 	SSL_CTX *tls;
+	SSL_CTX *tls_client;	/* wss:// dials, made on first use */
 	const char *path;
 } cfg = { .size = 1ULL << 30, .path = "/" };
 
@@ -85,6 +91,7 @@ struct conn {
 	int fd;
 	SSL *ssl;		/* I/O goes through it unless NULL */
 	enum xport x;
+	char *path;		/* ws-client role: request target, or cfg.path */
 	struct ws_dec dec;
 	u8 *rbuf;		/* raw bytes read ahead: rbuf[rs..re) */
 	size_t rs, re;
@@ -647,14 +654,22 @@ static int serve_ws_server(struct conn *c)
 
 static int serve_ws_client(struct conn *c)
 {
-	struct ws_upgrade_opts o = { .host = "127.0.0.1", .resource = cfg.path };
+	struct ws_upgrade_opts o = { .host = "127.0.0.1",
+				     .resource = c->path ? c->path : cfg.path };
 	struct ws_upgrade_result res;
 	struct nbdws_err err;
 	struct ws_fd_io fio;
 	struct ws_io io;
 	int rc;
 
-	ws_fd_io_init(&io, &fio, c->fd, HANDSHAKE_MS);
+	/* Over TLS the upgrade goes through the session (no deadline). */
+	if (c->ssl) {
+		io.ctx = c;
+		io.read = io_read;
+		io.write = io_write;
+	} else {
+		ws_fd_io_init(&io, &fio, c->fd, HANDSHAKE_MS);
+	}
 	rc = ws_upgrade_client(&io, &o, &res, &err);
 	if (rc) {
 		fprintf(stderr, "ws_nbd_peer: upgrade: %s\n", err.msg);
@@ -677,7 +692,8 @@ static void *conn_thread(void *arg)
 		goto out;
 	if (c->ssl) {
 		SSL_set_fd(c->ssl, c->fd);
-		if (SSL_accept(c->ssl) != 1) {
+		if ((c->x == X_WS_CLIENT ? SSL_connect(c->ssl) :
+		     SSL_accept(c->ssl)) != 1) {
 			ERR_print_errors_fp(stderr);
 			goto out;
 		}
@@ -700,11 +716,15 @@ out:
 	close(c->fd);
 	free(c->rbuf);
 	free(c->scratch);
+	free(c->path);
 	free(c);
 	return NULL;
 }
 
-static pthread_t start_conn(int fd, enum xport x, bool tls)
+static void tls_client_setup(void);
+
+static pthread_t start_conn_path(int fd, enum xport x, bool tls,
+				 const char *path)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	pthread_t t;
@@ -713,14 +733,26 @@ static pthread_t start_conn(int fd, enum xport x, bool tls)
 		die("out of memory");
 	c->fd = fd;
 	c->x = x;
+	if (path) {
+		c->path = strdup(path);
+		if (!c->path)
+			die("out of memory");
+	}
 	if (tls) {
-		c->ssl = SSL_new(cfg.tls);
+		if (x == X_WS_CLIENT)
+			tls_client_setup();
+		c->ssl = SSL_new(x == X_WS_CLIENT ? cfg.tls_client : cfg.tls);
 		if (!c->ssl)
 			die("SSL_new failed");
 	}
 	if (pthread_create(&t, NULL, conn_thread, c))
 		die("pthread_create failed");
 	return t;
+}
+
+static pthread_t start_conn(int fd, enum xport x, bool tls)
+{
+	return start_conn_path(fd, x, tls, NULL);
 }
 
 struct listener {
@@ -757,13 +789,28 @@ static void split_hostport(char *spec, char **host, char **port)
 	*port = colon + 1;
 }
 
-/* N WebSocket client connections to HOST:PORT; threads in @t if not NULL. */
+/*
+ * N WebSocket client connections to HOST:PORT or to a ws:// or wss://
+ * URL; threads in @t if not NULL.
+ */
 static int dial_n(char *spec, int n, pthread_t *t)
 {
 	struct nbdws_err err;
-	char *host, *port;
+	char *host, *port, *path = NULL, hostport[200];
+	bool tls = false;
 	int i;
 
+	if (!strncmp(spec, "ws://", 5) || !strncmp(spec, "wss://", 6)) {
+		tls = spec[2] == 's';
+		spec += tls ? 6 : 5;
+		path = strchr(spec, '/');
+		if (path) {
+			/* HOST:PORT is what comes before the path. */
+			snprintf(hostport, sizeof(hostport), "%.*s",
+				 (int)(path - spec), spec);
+			spec = hostport;
+		}
+	}
 	split_hostport(spec, &host, &port);
 	for (i = 0; i < n; i++) {
 		int fd = nbd_sock_connect_tcp(host, port, HANDSHAKE_MS, &err);
@@ -773,7 +820,7 @@ static int dial_n(char *spec, int n, pthread_t *t)
 			fprintf(stderr, "ws_nbd_peer: %s\n", err.msg);
 			return -1;
 		}
-		th = start_conn(fd, X_WS_CLIENT, false);
+		th = start_conn_path(fd, X_WS_CLIENT, tls, path);
 		if (t)
 			t[i] = th;
 		else
@@ -853,6 +900,30 @@ static void tls_setup(const char *cert, const char *key)
 #endif
 	SSL_CTX_set_options(cfg.tls, SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_cipher_list(cfg.tls, "ECDHE+AES128+AESGCM:ECDHE+AESGCM:ECDHE+CHACHA20");
+}
+
+/*
+ * wss:// dials: the same kTLS-friendly choices as the server side, no
+ * certificate check (loopback, a throwaway certificate).
+ */
+static void tls_client_setup(void)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+	pthread_mutex_lock(&lock);
+	if (!cfg.tls_client) {
+		cfg.tls_client = SSL_CTX_new(TLS_client_method());
+		if (!cfg.tls_client)
+			die("SSL_CTX_new failed");
+		SSL_CTX_set_verify(cfg.tls_client, SSL_VERIFY_NONE, NULL);
+		SSL_CTX_set_options(cfg.tls_client, SSL_OP_ENABLE_KTLS);
+#if OPENSSL_VERSION_NUMBER < 0x30200000L
+		SSL_CTX_set_max_proto_version(cfg.tls_client, TLS1_2_VERSION);
+#endif
+		SSL_CTX_set_cipher_list(cfg.tls_client,
+					"ECDHE+AES128+AESGCM:ECDHE+AESGCM:ECDHE+CHACHA20");
+	}
+	pthread_mutex_unlock(&lock);
 }
 
 int main(int argc, char **argv)
