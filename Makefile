@@ -194,6 +194,12 @@ bench-tools: $(BENCH_BINS)
 $(B)/ws_nbd_peer $(B)/ws_attach: $(B)/%: bench/%.c $(LIBUSER) $(USER_HDRS)
 	$(CC) $(USER_CFLAGS) -pthread -o $@ $< $(LIBUSER) $(USER_LDLIBS)
 
+# The nbd-proxy stand-in pumps with the relay's own userspace framing.
+BENCH_BINS += $(B)/ws_proxy
+$(B)/ws_proxy: bench/ws_proxy.c $(RELAY_FALLBACK_SRCS) $(LIBUSER) $(USER_HDRS)
+	$(CC) $(USER_CFLAGS) -Itools/nbdws-relay -o $@ $< $(RELAY_FALLBACK_SRCS) \
+		$(LIBUSER) $(USER_LDLIBS)
+
 # ws_attach speaks netlink through the selftests' libmnl client.
 $(B)/ws_attach: selftests/nbdws/nbdws_test_genl.h selftests/nbdws/nbdws_test_util.h
 
