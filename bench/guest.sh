@@ -23,6 +23,12 @@
 # (why nbdws cannot run, as found on the host; empty when it can).
 # WebSocket clients: BENCH_PEER, BENCH_ATTACH (programs), BENCH_TLS_DIR
 # (cert.pem, key.pem for wss), PEER_UNAVAILABLE (why they cannot run).
+# Relay rows (issue 14; the C peer plays the browser): relay-ws and
+# relay-wss (nbdws-relay's fast path into nbdws.ko), relay-fb-ws and
+# relay-fb-wss (its userspace framing, --fallback), proxy-ws and
+# proxy-wss (build/ws_proxy, the nbd-proxy shape, into nbd.ko through a
+# unix socket with nbd-client -L). BENCH_RELAY, BENCH_PROXY (programs),
+# BENCH_LATENCY (non-empty: the 25 ms netem row at the end).
 set -u
 
 cd "$NBDWS_TOP" || exit 1
@@ -45,6 +51,10 @@ failed=0
 server_kind() {
 	case "$1" in nbd|nbdws) echo nbdkit ;; *) echo peer ;; esac
 }
+# Relay rows: each client has its own device index and listen port.
+declare -A relay_idx=([relay-ws]=20 [relay-wss]=21 [relay-fb-ws]=22
+	[relay-fb-wss]=23 [proxy-ws]=1 [proxy-wss]=2)
+declare -A relaypid=()
 needs() { # KIND: is any requested client served by it?
 	local c
 	for c in $BENCH_CLIENTS; do
@@ -120,16 +130,23 @@ load_nbdws() { # once for all nbdws clients; the reason in nbdws_why
 }
 for c in $BENCH_CLIENTS; do
 	case "$c" in
-	nbd)
-		if ! modprobe nbd nbds_max=2 2> "$out/modprobe-nbd.err"; then
-			clientwhy[nbd]="modprobe nbd failed: $(cat "$out/modprobe-nbd.err")"
+	nbd|proxy-ws|proxy-wss)
+		# nbd0 for nbd-client, nbd1 and nbd2 for the proxy rows, nbd3
+		# for the latency row.
+		if ! modprobe nbd nbds_max=4 2> "$out/modprobe-nbd.err"; then
+			clientwhy[$c]="modprobe nbd failed: $(cat "$out/modprobe-nbd.err")"
+		elif [ "$c" != nbd ] && [ -n "${PEER_UNAVAILABLE:-}" ]; then
+			clientwhy[$c]=$PEER_UNAVAILABLE
+		elif [ "$c" = proxy-wss ] &&
+		     ! modprobe tls 2> "$out/modprobe-tls.err"; then
+			clientwhy[$c]="modprobe tls failed: $(cat "$out/modprobe-tls.err")"
 		fi ;;
-	nbdws|nbdws-plain|nbdws-ws-server|nbdws-ws-client|nbdws-wss)
+	nbdws|nbdws-plain|nbdws-ws-server|nbdws-ws-client|nbdws-wss|relay-*)
 		if ! load_nbdws; then
 			clientwhy[$c]=$nbdws_why
 		elif [ "$c" != nbdws ] && [ -n "${PEER_UNAVAILABLE:-}" ]; then
 			clientwhy[$c]=$PEER_UNAVAILABLE
-		elif [ "$c" = nbdws-wss ] &&
+		elif case "$c" in *wss) true ;; *) false ;; esac &&
 		     ! modprobe tls 2> "$out/modprobe-tls.err"; then
 			# Both ends need the kernel's TLS for kTLS.
 			clientwhy[$c]="modprobe tls failed: $(cat "$out/modprobe-tls.err")"
@@ -285,9 +302,107 @@ connect_ws_server() {
 	echo "$dev"
 }
 
+# Until TCP PORT listens in this namespace (PID must live meanwhile).
+wait_listen() {
+	local lport=$1 pid=$2
+	for _ in $(seq 300); do
+		ss -Hltn "sport = :$lport" | grep -q . && return 0
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# Until block device DEV has a size.
+wait_dev() {
+	local q
+	q=/sys/block/$(basename "$1")/size
+	for _ in $(seq 300); do
+		[ -b "$1" ] && [ "$(cat "$q" 2>/dev/null || echo 0)" -gt 0 ] &&
+			return 0
+		sleep 0.1
+	done
+	echo "$1 did not come up" >&2
+	return 1
+}
+
+# nbdws-relay with one slot, device index IDX, listening on ADDR; the peer
+# reading control FIFO CTL dials it as the browser. Its pid goes to
+# relaypid[KEY]. CLIENT IDX ADDR CTL KEY -> device
+connect_relay() {
+	local client=$1 idx=$2 addr=$3 ctl=$4 key=$5 lport scheme=ws cfg
+	local args=()
+	lport=$((12000 + idx))
+	case "$client" in relay-fb-*) args+=(--fallback) ;; esac
+	case "$client" in
+	*wss) scheme=wss
+		args+=(--tls-cert "$BENCH_TLS_DIR/cert.pem"
+		       --tls-key "$BENCH_TLS_DIR/key.pem") ;;
+	esac
+	cfg=/tmp/bench-relay-$key.json
+	echo "{\"slots\": {\"bench\": {\"index\": $idx}}}" > "$cfg"
+	"$BENCH_RELAY" --config "$cfg" --listen "$addr:$lport" --insecure \
+		"${args[@]}" 2> "$out/relay-$key.err" &
+	relaypid[$key]=$!
+	if ! wait_listen "$lport" "${relaypid[$key]}" ||
+	   ! echo "$scheme://$addr:$lport/bench 1" > "$ctl" ||
+	   ! wait_dev "/dev/nbdws$idx"; then
+		tail -c 1000 "$out/relay-$key.err" >&2
+		return 1
+	fi
+	echo "/dev/nbdws$idx"
+}
+
+# The nbd-proxy shape: ws_proxy on ADDR, the peer dials it, and
+# nbd-client gives /dev/nbdIDX to nbd.ko through the proxy's unix socket
+# as nbd-proxy runs it (-L: the ioctl interface). CLIENT IDX ADDR CTL KEY
+connect_proxy() {
+	local client=$1 idx=$2 addr=$3 ctl=$4 key=$5 lport scheme=ws sock
+	local args=()
+	lport=$((12100 + idx))
+	sock=/tmp/bench-proxy-$idx.sock
+	case "$client" in
+	*wss) scheme=wss
+		args+=(--cert "$BENCH_TLS_DIR/cert.pem"
+		       --key "$BENCH_TLS_DIR/key.pem") ;;
+	esac
+	"$BENCH_PROXY" --listen "$addr:$lport" --unix "$sock" "${args[@]}" \
+		2> "$out/proxy-$key.err" &
+	relaypid[$key]=$!
+	if ! wait_listen "$lport" "${relaypid[$key]}" ||
+	   ! echo "$scheme://$addr:$lport/ 1" > "$ctl" ||
+	   ! timeout 60 nbd-client -unix "$sock" "/dev/nbd$idx" -N '' \
+		-b 4096 -t 60 -L >&2 ||
+	   ! wait_dev "/dev/nbd$idx"; then
+		tail -c 1000 "$out/proxy-$key.err" >&2
+		return 1
+	fi
+	echo "/dev/nbd$idx"
+}
+
+# End what connect_relay or connect_proxy started under KEY.
+stop_relay() {
+	local pid=${relaypid[$1]:-} rc=0
+	[ -n "$pid" ] || return 0
+	# The relay disconnects its devices on SIGTERM and exits 0.
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 300); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null && rc=1
+	wait "$pid" 2>/dev/null || rc=$?
+	unset "relaypid[$1]"
+	return "$rc"
+}
+
 connect_peer_client() { # CLIENT FORM CONNS -> device
 	local p=${pport[$2]}
 	case "$1" in
+	relay-*) connect_relay "$1" "${relay_idx[$1]}" 127.0.0.1 \
+		"/tmp/bench-peer-$2.ctl" "$1" ;;
+	proxy-*) connect_proxy "$1" "${relay_idx[$1]}" 127.0.0.1 \
+		"/tmp/bench-peer-$2.ctl" "$1" ;;
 	nbdws-plain) connect_nbdctl "$3" "nbd://127.0.0.1:$p/" ;;
 	nbdws-ws-client) connect_nbdctl "$3" "ws://127.0.0.1:$((p + 1))/" ;;
 	nbdws-wss) connect_nbdctl "$3" --cafile "$BENCH_TLS_DIR/cert.pem" \
@@ -319,6 +434,8 @@ disconnect() {
 	local client=$1 dev=$2
 	case "$client" in
 	nbd) timeout 60 nbd-client -d "$dev" ;;
+	relay-*) stop_relay "$client" ;;
+	proxy-*) timeout 60 nbd-client -d "$dev" && stop_relay "$client" ;;
 	*) timeout 60 "$NBDCTL" disconnect "$dev" ;;
 	esac
 }
@@ -439,6 +556,88 @@ for line in open(sys.argv[1]):
 	done
 done
 
+# ---- the high-latency row (issue 14) ------------------------------------
+# 256 MiB read sequentially, fio bs=1m iodepth=8, through a veth pair
+# with 25 ms netem delay each way: the peer in a network namespace of its
+# own, the relay (a) or the proxy (c) in ours. Each driver keeps its own
+# defaults (request size, queue depth).
+latency_fio() { # CLIENT DEVICE
+	local c=$1 ldev=$2 j="$out/latency-$1.json" q
+	q=/sys/block/$(basename "$ldev")/queue
+	if ! fio --name=latency --filename="$ldev" --rw=read --bs=1m \
+		--iodepth=8 --ioengine=libaio --direct=1 --size=256M \
+		--output-format=json --output="$j" > "$out/latency-$c.err" 2>&1; then
+		record kind=latency status=error client="$c" \
+			reason="fio failed: $(tail -c 500 "$out/latency-$c.err")"
+		failed=1
+		return
+	fi
+	# shellcheck disable=SC2046
+	record kind=latency status=ok client="$c" device="$ldev" \
+		max_sectors_kb:="$(cat "$q/max_sectors_kb")" \
+		nr_requests:="$(cat "$q/nr_requests")" \
+		$("$py" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["jobs"][0]["read"]
+s = r["runtime"] / 1000.0
+print("mib_s:=%.3f seconds:=%.3f bytes:=%d" %
+      (r["io_bytes"] / 1048576.0 / s, s, r["io_bytes"]))' "$j")
+}
+
+latency_row() {
+	local ctl=/tmp/bench-latency.ctl ppid c ldev crc
+	say "latency row: 25 ms netem each way, 256 MiB sequential read"
+	if ! { ip netns add bpeer && ip link add bvr type veth peer name bvp &&
+	       ip link set bvp netns bpeer &&
+	       ip addr add 10.77.0.1/24 dev bvr && ip link set bvr up &&
+	       ip netns exec bpeer ip addr add 10.77.0.2/24 dev bvp &&
+	       ip netns exec bpeer ip link set bvp up &&
+	       ip netns exec bpeer ip link set lo up &&
+	       tc qdisc add dev bvr root netem delay 25ms limit 100000 &&
+	       ip netns exec bpeer tc qdisc add dev bvp root netem \
+		delay 25ms limit 100000; } 2> "$out/latency-setup.err"; then
+		for c in relay-ws proxy-ws; do
+			record kind=latency status=error client="$c" \
+				reason="netns/netem setup failed: $(tail -c 500 "$out/latency-setup.err")"
+		done
+		failed=1
+		return
+	fi
+	rm -f "$ctl"
+	mkfifo "$ctl"
+	ip netns exec bpeer "$BENCH_PEER" --size 256M --backend memory \
+		--control "$ctl" 2> "$out/peer-latency.err" &
+	ppid=$!
+	for c in relay-ws proxy-ws; do
+		crc=0
+		case "$c" in
+		relay-ws) ldev=$(connect_relay relay-ws 24 10.77.0.1 "$ctl" \
+			latency-relay 2> "$out/connect.err") || crc=$? ;;
+		proxy-ws) ldev=$(connect_proxy proxy-ws 3 10.77.0.1 "$ctl" \
+			latency-proxy 2> "$out/connect.err") || crc=$? ;;
+		esac
+		if [ "$crc" != 0 ]; then
+			record kind=latency status=error client="$c" \
+				reason="connect failed: $(tail -c 1000 "$out/connect.err")"
+			failed=1
+		else
+			latency_fio "$c" "$ldev"
+		fi
+		case "$c" in
+		relay-ws) stop_relay latency-relay ;;
+		proxy-ws) timeout 60 nbd-client -d /dev/nbd3 > /dev/null 2>&1
+			stop_relay latency-proxy ;;
+		esac
+	done
+	kill "$ppid" 2>/dev/null
+	wait "$ppid" 2>/dev/null
+	ip netns del bpeer 2>/dev/null
+}
+[ -z "${BENCH_LATENCY:-}" ] || latency_row
+
+for s in "${!relaypid[@]}"; do
+	stop_relay "$s"
+done
 for s in "${!srvpid[@]}"; do
 	kill "${srvpid[$s]}" 2>/dev/null
 done

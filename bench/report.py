@@ -19,7 +19,11 @@ import sys
 
 CLIENT_NAMES = {"nbd": "nbd.ko", "nbdws": "nbdws",
                 "nbdws-plain": "plain", "nbdws-ws-server": "ws server",
-                "nbdws-ws-client": "ws client", "nbdws-wss": "wss kTLS"}
+                "nbdws-ws-client": "ws client", "nbdws-wss": "wss kTLS",
+                "relay-ws": "(a) relay ws", "relay-fb-ws": "(b) fallback ws",
+                "proxy-ws": "(c) proxy ws", "relay-wss": "(a) relay wss",
+                "relay-fb-wss": "(b) fallback wss",
+                "proxy-wss": "(c) proxy wss"}
 # The clients served by nbdkit (nbd.ko vs nbdws table) and those served by
 # the bench's C peer (transport table: ratios to nbdws-plain).
 NBDKIT_CLIENTS = ("nbd", "nbdws")
@@ -29,6 +33,15 @@ TARGET_WS_SERVER = 0.9
 # Issue 3's targets for nbdws/nbd.ko IOPS, shown, never asserted.
 TARGET_QD32 = 1.3
 TARGET_OTHER = 1.0
+# Issue 14's relay rows: (a) the relay's fast path into nbdws.ko, (b) its
+# userspace framing into nbdws.ko, (c) the nbd-proxy shape into nbd.ko.
+# Ratios (a)/(c) against issue 14's targets, and (a)/(b), per scheme.
+RELAY_CLIENTS = ("relay-ws", "relay-fb-ws", "proxy-ws",
+                 "relay-wss", "relay-fb-wss", "proxy-wss")
+TARGET_RELAY_1M = 2.5	# (a)/(c) throughput, 1 MiB reads
+TARGET_RELAY_4K = 2.0	# (a)/(c) IOPS, 4 KiB QD32
+TARGET_RELAY_LATENCY = 4.0	# (a)/(c), 256 MiB read over 25 ms netem
+
 # Above this share of the host's CPU going to other work, say that the
 # figures are not to be trusted.
 BUSY_HOST_SHARE = 0.25
@@ -264,6 +277,95 @@ def peer_group(ctx, s, n, clients):
     return out
 
 
+def relay_group(ctx, s, n, clients):
+    """The relay table: each client's IOPS, MiB/s, CPU-s/GiB, then per
+    scheme the ratios (a)/(c) with issue 14's targets and (a)/(b)."""
+    out = [""]
+    devs = [d for d in ctx["devices"] if d.get("server") == s and
+            int(d.get("conns", 0)) == n and d["client"] in clients]
+    devtxt = devices_text(devs)
+    out.append("relay rows, C peer %s as the browser, %d connection%s%s" %
+               (s, n, "" if n == 1 else "s",
+                (" (" + devtxt + ")") if devtxt else ""))
+    out.append("%-19s %s" % ("", " ".join("| %-31s" % CLIENT_NAMES.get(c, c)
+                                          for c in clients)))
+    out.append("%-19s %s" % ("row", " ".join(
+        "| %8s %8s %11s  " % ("IOPS", "MiB/s", "CPU-s/GiB")
+        for _ in clients)))
+    ratio_lines = []
+    for row in ctx["rows"]:
+        vals, cells = {}, []
+        for c in clients:
+            vals[c], why = cell_runs(ctx, s, n, row["name"], c)
+            if vals[c] is None:
+                cells.append("| %-31s" % why)
+                continue
+            cells.append("| %8.0f %8.1f %11.2f  " % (
+                vals[c]["iops"], vals[c]["mib_s"], vals[c]["cpu_s_per_gib"]))
+        out.append("%-19s %s" % (row["label"], " ".join(cells)))
+        ratios = {}
+        for scheme in ("ws", "wss"):
+            a, b, c = ("relay-" + scheme, "relay-fb-" + scheme,
+                       "proxy-" + scheme)
+            for name, x, y in (("a/c", a, c), ("a/b", a, b)):
+                if vals.get(x) is None or vals.get(y) is None:
+                    continue
+                ix, cx = paired_ratios(
+                    ctx["groups"].get((s, n, row["name"], x), []),
+                    ctx["groups"].get((s, n, row["name"], y), []))
+                verdict = ""
+                if name == "a/c" and ix is not None and \
+                        row["name"] in ("1m-read-qd8", "4k-randread-qd32"):
+                    t = TARGET_RELAY_1M if row["bs"] == "1m" \
+                        else TARGET_RELAY_4K
+                    verdict = " target >=%.1f %s" % (
+                        t, "ok" if ix >= t else "SHORT")
+                    if ix < t:
+                        ctx["short_relay"].append("%s %s %s" % (
+                            scheme, name, row["name"]))
+                ratios["%s %s" % (scheme, name)] = {
+                    "iops_ratio": ix, "cpu_per_gib_ratio": cx}
+                ratio_lines.append("%-19s %-3s %s: IOPS x %s, CPU x %s%s" % (
+                    row["label"], scheme, name, fmt(ix, ".2f"),
+                    fmt(cx, ".2f"), verdict))
+        ctx["table"].append({"server": s, "conns": n, "row": row["name"],
+                             "label": row["label"], "relay": True,
+                             "clients": vals, "ratios": ratios})
+    if ratio_lines:
+        out.append("")
+        out.extend(ratio_lines)
+    return out
+
+
+def latency_lines(recs):
+    """The high-latency row: a 256 MiB sequential read over netem."""
+    lat = [r for r in recs if r.get("kind") == "latency"]
+    if not lat:
+        return []
+    out = ["", "high latency: 25 ms netem each way between peer and relay "
+           "(network namespaces), 256 MiB sequential read, fio bs=1m "
+           "iodepth=8"]
+    vals = {}
+    for r in lat:
+        if r.get("status") == "ok":
+            vals[r["client"]] = r
+            out.append("  %-18s %8.1f MiB/s %7.1f s  (%s, max_sectors_kb %s)" % (
+                CLIENT_NAMES.get(r["client"], r["client"]), r["mib_s"],
+                r["seconds"], r.get("device", "?"),
+                r.get("max_sectors_kb", "?")))
+        else:
+            out.append("  %-18s FAILED: %s" % (
+                CLIENT_NAMES.get(r.get("client"), r.get("client")),
+                " ".join(str(r.get("reason", "?")).split())))
+    a, c = vals.get("relay-ws"), vals.get("proxy-ws")
+    if a and c and c["mib_s"]:
+        x = a["mib_s"] / c["mib_s"]
+        out.append("  (a)/(c): %.2fx (target >= %.1f %s)" % (
+            x, TARGET_RELAY_LATENCY,
+            "ok" if x >= TARGET_RELAY_LATENCY else "SHORT"))
+    return out
+
+
 def build(args):
     rows = load_rows(args.rows)
     recs = load_records(args.records)
@@ -293,9 +395,11 @@ def build(args):
     spread_col = repeat > 1
     ctx = {"groups": groups, "devices": devices, "notes": notes,
            "repeat": repeat, "measured": measured, "table": table,
-           "short": [], "rows": wanted_rows}
+           "short": [], "short_relay": [], "rows": wanted_rows}
     all_clients = clients
-    peer_clients = [c for c in clients if c not in NBDKIT_CLIENTS]
+    relay_clients = [c for c in RELAY_CLIENTS if c in clients]
+    peer_clients = [c for c in clients if c not in NBDKIT_CLIENTS and
+                    c not in RELAY_CLIENTS]
     clients = [c for c in clients if c in NBDKIT_CLIENTS]
     for s in servers if clients else []:
         for n in conns:
@@ -377,6 +481,11 @@ def build(args):
         for n in conns:
             out.extend(peer_group(ctx, s, n, peer_clients))
 
+    for s in servers if relay_clients else []:
+        for n in conns:
+            out.extend(relay_group(ctx, s, n, relay_clients))
+    out.extend(latency_lines(recs))
+
     clients = all_clients
     expected = len(servers) * len(conns) * len(wanted_rows)
     out.append("")
@@ -394,6 +503,9 @@ def build(args):
     if ctx["short"]:
         out.append("below issue 4's ws-server target (>= %.1fx plain): %s"
                    % (TARGET_WS_SERVER, ", ".join(ctx["short"])))
+    if ctx["short_relay"]:
+        out.append("below issue 14's relay targets: " +
+                   ", ".join(ctx["short_relay"]))
     if notes.items:
         out.append("")
         for i, t in enumerate(notes.items, 1):
@@ -408,6 +520,8 @@ def build(args):
                 seen.add(line)
                 out.append(line)
 
+    problems += [r for r in recs if r.get("kind") == "latency" and
+                 r.get("status") != "ok"]
     ok = (not problems and expected > 0
           and all(measured[c] == expected for c in clients))
     result = {"host": host, "guest": meta, "table": table,

@@ -8,8 +8,11 @@
 #   run.sh [--kernel NAME|KVER] [--runtime SEC] [--size SIZE]
 #          [--clients "nbd nbdws"] [--servers "memory null"] [--conns "1 4"]
 #          [--rows "NAME ..."] [--repeat N] [--transport tcp|unix]
-#          [--timeout SEC] [--ws] [--perf] [--report-only]
+#          [--timeout SEC] [--ws] [--relay] [--latency] [--perf] [--report-only]
 #   --ws = --clients "nbdws-plain nbdws-ws-server nbdws-ws-client nbdws-wss"
+#   --relay = --clients "relay-ws relay-fb-ws proxy-ws relay-wss
+#          relay-fb-wss proxy-wss" --conns 1 (issue 14); --latency adds
+#          the 25 ms netem row (relay fast path vs the nbd-proxy shape)
 #   --perf profiles every row with perf record (where the CPU goes; the
 #          sampling distorts the figures, so never a run to compare speed)
 #
@@ -24,12 +27,13 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 kernel='' runtime=10 size=256M clients="nbd nbdws" servers="memory null"
 conns="1 4" rows='' repeat=1 transport=tcp timeout='' report_only='' perf=''
+latency=''
 usage() {
-	sed -n '7,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '7,17p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 while [ $# -gt 0 ]; do
-	[ $# -ge 2 ] || case "$1" in --report-only|--ws|--perf) ;; *) usage ;; esac
+	[ $# -ge 2 ] || case "$1" in --report-only|--ws|--relay|--latency|--perf) ;; *) usage ;; esac
 	case "$1" in
 	--kernel) kernel=$2; shift 2 ;;
 	--runtime) runtime=$2; shift 2 ;;
@@ -45,6 +49,9 @@ while [ $# -gt 0 ]; do
 	--perf) perf=1; shift ;;
 	--ws) clients="nbdws-plain nbdws-ws-server nbdws-ws-client nbdws-wss"
 		shift ;;
+	--relay) clients="relay-ws relay-fb-ws proxy-ws relay-wss relay-fb-wss proxy-wss"
+		conns=1; shift ;;
+	--latency) latency=1; shift ;;
 	*) usage ;;
 	esac
 done
@@ -63,9 +70,20 @@ for c in $clients; do
 	nbd|nbdws) ;;
 	nbdws-plain|nbdws-ws-server|nbdws-ws-client|nbdws-wss)
 		peer_clients="$peer_clients $c" ;;
+	relay-ws|relay-wss|relay-fb-ws|relay-fb-wss|proxy-ws|proxy-wss)
+		peer_clients="$peer_clients $c" relay_clients=1 ;;
 	*) usage ;;
 	esac
 done
+# One WebSocket per relay slot (and per nbd-proxy): one connection.
+if [ -n "${relay_clients:-}" ] && [ "$conns" != 1 ]; then
+	echo "bench: the relay rows take one connection (--conns 1)" >&2
+	exit 2
+fi
+if [ -n "$latency" ] && [ -z "${relay_clients:-}" ]; then
+	echo "bench: --latency goes with the relay rows (--relay)" >&2
+	exit 2
+fi
 if [ -n "$peer_clients" ] && [ "$transport" != tcp ]; then
 	echo "bench: the nbdws-* clients run over TCP only (no --transport unix)" >&2
 	exit 2
@@ -82,6 +100,7 @@ kver=$(awk -v k="$kernel" 'k == "" || $1 == k || $2 == k { print $2; exit }' "$l
 # they never replace the nbd.ko-vs-nbdws results of the same kernel.
 tag=$kver
 [ -z "$peer_clients" ] || tag=$kver-ws
+[ -z "${relay_clients:-}" ] || tag=$kver-relay
 out="$top/build/bench/$tag"
 py=/usr/bin/python3
 report() {
@@ -156,8 +175,11 @@ runs=$(( groups * nrows * $(wc -w <<< "$clients") * repeat ))
 # A profiled row also starts and stops perf and writes its report.
 perf_s=0
 [ -z "$perf" ] || perf_s=60
+# The latency row reads 256 MiB twice over a 50 ms round trip.
+lat_s=0
+[ -z "$latency" ] || lat_s=600
 timeout=${timeout:-$(( 300 + groups * 60 * (1 + $(wc -w <<< "$peer_clients")) +
-	runs * (runtime + 20 + perf_s) ))}
+	runs * (runtime + 20 + perf_s) + lat_s ))}
 
 # What was asked for, for the report (values through the environment,
 # never pasted into the program).
@@ -190,7 +212,8 @@ PYEOF
 	echo "export BENCH_OUT='$out' BENCH_RUNTIME='$runtime' BENCH_SIZE='$size'"
 	echo "export BENCH_CLIENTS='$clients' BENCH_SERVERS='$servers'"
 	echo "export BENCH_CONNS='$conns' BENCH_ROWS='$rows' BENCH_TRANSPORT='$transport'"
-	echo "export BENCH_REPEAT='$repeat' BENCH_PERF='$perf'"
+	echo "export BENCH_REPEAT='$repeat' BENCH_PERF='$perf' BENCH_LATENCY='$latency'"
+	echo "export BENCH_RELAY='$top/build/nbdws-relay' BENCH_PROXY='$top/build/ws_proxy'"
 	printf 'export NBDWS_UNAVAILABLE=%q\n' "$unavailable"
 	echo "export BENCH_PEER='$peer' BENCH_ATTACH='$attach' BENCH_TLS_DIR='$out/tls'"
 	printf 'export PEER_UNAVAILABLE=%q\n' "$peer_unavailable"
