@@ -137,7 +137,7 @@ unavailable=
 ko="$out/module/src/nbdws.ko"
 nbdctl=${BENCH_NBDCTL:-$top/build/nbdctl}
 case " $clients " in
-*" nbdws"*)
+*" nbdws"*|*" relay-"*)
 	if [ ! -x "$nbdctl" ]; then
 		unavailable="$nbdctl is missing (make tools)"
 	elif ! "$top/scripts/build-module.sh" --kdir "/lib/modules/$kver/build" \
