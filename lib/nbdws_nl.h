@@ -146,6 +146,12 @@ int nbdws_dev_status_get(struct nbdws_nl *nl, uint32_t index,
 /* Dump all devices, sorted by index. */
 int nbdws_dev_status_dump(struct nbdws_nl *nl, struct nbdws_dev_list *list);
 void nbdws_dev_list_free(struct nbdws_dev_list *list);
+/*
+ * Append the devices of one STATUS reply message (its attribute stream)
+ * to @list; what the two calls above do per message. 0 or -ENOMEM.
+ */
+int nbdws_dev_status_parse(struct nlattr *attrs, int len,
+			   struct nbdws_dev_list *list);
 
 /* ---- nbdws_nl_event.c: NBDWS_CMD_EVENT ---------------------------------- */
 

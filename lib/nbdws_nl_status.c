@@ -181,6 +181,16 @@ static int collect_cb(struct nlattr *attrs, int len, void *arg)
 	return nested ? 0 : add_dev(col, attrs, len);
 }
 
+int nbdws_dev_status_parse(struct nlattr *attrs, int len,
+			   struct nbdws_dev_list *list)
+{
+	struct collect col = { .list = list };
+
+	if (collect_cb(attrs, len, &col) < 0)
+		return col.err ? col.err : -ENOMEM;
+	return 0;
+}
+
 static int cmp_index(const void *a, const void *b)
 {
 	const struct nbdws_dev_status *x = a, *y = b;
