@@ -98,4 +98,11 @@ int kernel_call(struct kernel_op *op);
 void kernel_submit(struct kernel_op *op, void (*fn)(struct kernel_op *op,
 						    void *arg), void *arg);
 
+/*
+ * Whether multicast events were lost (receive buffer overrun) since the
+ * last call; clears the flag. Events missed are not replayed: the caller
+ * re-checks its devices with KERNEL_STATUS.
+ */
+bool kernel_events_lost(void);
+
 #endif /* _RELAY_KERNEL_H */
