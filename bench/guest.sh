@@ -54,7 +54,8 @@ server_kind() {
 # Relay rows: each client has its own device index and listen port.
 declare -A relay_idx=([relay-ws]=20 [relay-wss]=21 [relay-fb-ws]=22
 	[relay-fb-wss]=23 [proxy-ws]=1 [proxy-wss]=2)
-declare -A relaypid=()
+# Their pids are in files: they are started inside $(...), a subshell.
+relay_pidfile() { echo "/tmp/bench-relay-$1.pid"; }
 needs() { # KIND: is any requested client served by it?
 	local c
 	for c in $BENCH_CLIENTS; do
@@ -341,10 +342,11 @@ connect_relay() {
 	esac
 	cfg=/tmp/bench-relay-$key.json
 	echo "{\"slots\": {\"bench\": {\"index\": $idx}}}" > "$cfg"
+	# stdout not to the $(...) pipe, which would wait for the relay's end
 	"$BENCH_RELAY" --config "$cfg" --listen "$addr:$lport" --insecure \
-		"${args[@]}" 2> "$out/relay-$key.err" &
-	relaypid[$key]=$!
-	if ! wait_listen "$lport" "${relaypid[$key]}" ||
+		"${args[@]}" > /dev/null 2> "$out/relay-$key.err" &
+	echo $! > "$(relay_pidfile "$key")"
+	if ! wait_listen "$lport" "$!" ||
 	   ! echo "$scheme://$addr:$lport/bench 1" > "$ctl" ||
 	   ! wait_dev "/dev/nbdws$idx"; then
 		tail -c 1000 "$out/relay-$key.err" >&2
@@ -367,12 +369,12 @@ connect_proxy() {
 		       --key "$BENCH_TLS_DIR/key.pem") ;;
 	esac
 	"$BENCH_PROXY" --listen "$addr:$lport" --unix "$sock" "${args[@]}" \
-		2> "$out/proxy-$key.err" &
-	relaypid[$key]=$!
-	if ! wait_listen "$lport" "${relaypid[$key]}" ||
+		> /dev/null 2> "$out/proxy-$key.err" &
+	echo $! > "$(relay_pidfile "$key")"
+	if ! wait_listen "$lport" "$!" ||
 	   ! echo "$scheme://$addr:$lport/ 1" > "$ctl" ||
 	   ! timeout 60 nbd-client -unix "$sock" "/dev/nbd$idx" -N '' \
-		-b 4096 -t 60 -L >&2 ||
+		-b 4096 -t 60 -L > /dev/null 2>&1 < /dev/null ||
 	   ! wait_dev "/dev/nbd$idx"; then
 		tail -c 1000 "$out/proxy-$key.err" >&2
 		return 1
@@ -382,17 +384,21 @@ connect_proxy() {
 
 # End what connect_relay or connect_proxy started under KEY.
 stop_relay() {
-	local pid=${relaypid[$1]:-} rc=0
-	[ -n "$pid" ] || return 0
-	# The relay disconnects its devices on SIGTERM and exits 0.
+	local f pid rc=0
+	f=$(relay_pidfile "$1")
+	[ -f "$f" ] || return 0
+	pid=$(cat "$f")
+	rm -f "$f"
+	# The relay disconnects its devices on SIGTERM and exits. Not our
+	# child (started in a subshell): its exit status is in its log.
 	kill -TERM "$pid" 2>/dev/null
 	for _ in $(seq 300); do
-		kill -0 "$pid" 2>/dev/null || break
+		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.1
 	done
-	kill -KILL "$pid" 2>/dev/null && rc=1
-	wait "$pid" 2>/dev/null || rc=$?
-	unset "relaypid[$1]"
+	echo "pid $pid did not exit on SIGTERM" >&2
+	kill -KILL "$pid" 2>/dev/null
+	rc=1
 	return "$rc"
 }
 
@@ -635,8 +641,10 @@ latency_row() {
 }
 [ -z "${BENCH_LATENCY:-}" ] || latency_row
 
-for s in "${!relaypid[@]}"; do
-	stop_relay "$s"
+for f in /tmp/bench-relay-*.pid; do
+	[ -f "$f" ] || continue
+	f=${f#/tmp/bench-relay-}
+	stop_relay "${f%.pid}"
 done
 for s in "${!srvpid[@]}"; do
 	kill "${srvpid[$s]}" 2>/dev/null
