@@ -25,7 +25,7 @@ SIGUSR1 with 1001 (a tab going away). SIGKILL is a crashed browser.
 One line per event on stdout (and --events FILE), for the test to read:
   open subprotocol=NAME|-
   refused status=NNN header=NAME:VALUE ...
-  closed code=NNNN reason=TEXT by=server|client
+  closed code=NNNN reason=TEXT by=server|client after=SECONDS-OPEN
   error TYPE: TEXT
 Exit: 0 closed with 1000 (either side), 3 refused by HTTP status,
 4 closed by the server with another code, 1 anything else.
@@ -37,6 +37,7 @@ import asyncio
 import signal
 import ssl
 import sys
+import time
 
 import websockets
 import websockets.exceptions as wsx
@@ -89,6 +90,7 @@ async def run(args):
     else:
         connect = websockets.connect(args.url, **kw)
     ws = await connect
+    opened = time.monotonic()
     event("open subprotocol=%s" % (printable(ws.subprotocol)
                                    if ws.subprotocol else "-"))
     loop = asyncio.get_running_loop()
@@ -141,8 +143,9 @@ async def run(args):
         writer.close()
     await ws.wait_closed()
     code = ws.close_code if ws.close_code is not None else 1006
-    event("closed code=%d reason=%s by=%s" %
-          (code, printable(ws.close_reason or ""), closing["by"]))
+    event("closed code=%d reason=%s by=%s after=%.1f" %
+          (code, printable(ws.close_reason or ""), closing["by"],
+           time.monotonic() - opened))
     if code == 1000:
         return 0
     return 4 if closing["by"] == "server" else 1

@@ -61,6 +61,8 @@ trap relay_cleanup EXIT
 ok() {	# ok STATUS DESCRIPTION [diagnostic file...]
 	local f
 	n=$((n + 1))
+	# RELAY_TIMES=1: where the time goes (a TAP comment per result).
+	[ -n "${RELAY_TIMES:-}" ] && echo "# at ${SECONDS}s"
 	if [ "$1" = 0 ]; then
 		echo "ok $n $2"
 	else
@@ -88,8 +90,8 @@ ok_cmd() {
 relay_prereqs() {
 	local t
 	echo "TAP version 13"
-	for t in /usr/sbin/nbdkit /usr/bin/openssl "$python"; do
-		[ -x "$t" ] || { echo "1..0 # SKIP needs $t"; exit 0; }
+	for t in nbdkit openssl mkfs.ext4 blockdev setsid "$python"; do
+		command -v "$t" > /dev/null || { echo "1..0 # SKIP needs $t"; exit 0; }
 	done
 	$python -c 'import websockets' 2>/dev/null ||
 		{ echo "1..0 # SKIP needs python3-websockets"; exit 0; }
@@ -121,6 +123,13 @@ spawn() {	# spawn LOG CMD... (own process group; $! in last_pid)
 	setsid "$@" > "$log" 2>&1 &
 	last_pid=$!
 	pids+=("$last_pid")
+}
+
+# The same for a process the test kills on purpose: no "Killed" line from
+# bash in the TAP output (nothing waits for its status).
+spawn_quiet() {	# spawn_quiet LOG CMD...
+	spawn "$@"
+	disown "$last_pid"
 }
 
 # Tokens file: one "TOKEN [SLOT...]" per line, mode 600.
@@ -199,7 +208,7 @@ nbdkit_start() {	# nbdkit_start NAME [NBDKIT OPTIONS] PLUGIN ARGS...
 	local name=$1
 	shift
 	rm -f "$tmp/$name.sock"
-	spawn "$tmp/$name.nbdkit.log" nbdkit -f -U "$tmp/$name.sock" "$@"
+	spawn_quiet "$tmp/$name.nbdkit.log" nbdkit -f -U "$tmp/$name.sock" "$@"
 	for _ in $(seq 100); do
 		[ -S "$tmp/$name.sock" ] && return 0
 		sleep 0.1
@@ -214,7 +223,7 @@ browser() {
 	local name=$1 url=$2 srv=$3
 	shift 3
 	: > "$tmp/$name.ev"
-	spawn "$tmp/$name.br.log" $python "$browser_py" --events "$tmp/$name.ev" \
+	spawn_quiet "$tmp/$name.br.log" $python "$browser_py" --events "$tmp/$name.ev" \
 		"$@" "$url" "$tmp/$srv.sock"
 	br_pid[$name]=$last_pid
 }
@@ -283,7 +292,7 @@ no_devices() {
 	return 1
 }
 
-# Data: 8 MiB random pattern, written O_DIRECT in four request sizes and
+# Data: 8 MiB random pattern, written O_DIRECT in five request sizes and
 # flushed, then read back; the image's "old" 4 MiB at 16 MiB read too.
 make_data() {
 	dd if=/dev/urandom of="$tmp/pat" bs=1M count=8 status=none
@@ -295,11 +304,15 @@ make_image() {	# make_image FILE MiB: zeroes, old data at 16 MiB
 	dd if="$tmp/old" of="$1" bs=1M seek=16 conv=notrunc status=none
 }
 
+# [0,1M) in 4 KiB, [1M,3M) in 64 KiB, [3M,7M) in 1 MiB, [7M,7.25M) in
+# 512 B, the rest in 256 KiB (fewer small requests than ws_websockify.sh:
+# every one crosses the python browser twice, slow under TCG).
 write_pattern() {	# write_pattern DEV
-	dd if="$tmp/pat" of="$1" bs=4k count=512 oflag=direct status=none &&
-	dd if="$tmp/pat" of="$1" bs=64k skip=32 seek=32 count=32 oflag=direct status=none &&
-	dd if="$tmp/pat" of="$1" bs=1M skip=4 seek=4 count=3 oflag=direct status=none &&
-	dd if="$tmp/pat" of="$1" bs=512 skip=14336 seek=14336 count=2048 oflag=direct conv=fsync status=none
+	dd if="$tmp/pat" of="$1" bs=4k count=256 oflag=direct status=none &&
+	dd if="$tmp/pat" of="$1" bs=64k skip=16 seek=16 count=32 oflag=direct status=none &&
+	dd if="$tmp/pat" of="$1" bs=1M skip=3 seek=3 count=4 oflag=direct status=none &&
+	dd if="$tmp/pat" of="$1" bs=512 skip=14336 seek=14336 count=512 oflag=direct status=none &&
+	dd if="$tmp/pat" of="$1" bs=256k skip=29 seek=29 count=3 oflag=direct conv=fsync status=none
 }
 
 read_back() {	# read_back DEV
