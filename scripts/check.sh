@@ -76,6 +76,12 @@ if [ -n "$host" ]; then
 	scripts/lint.sh --tap "$res/host/lint.tap"
 	tapargs+=("host=$res/host/lint.tap")
 
+	if [ -d tests/node ]; then
+		step "node unit tests (web/nbd-server.js)"
+		host_check node "node --test tests/node/" \
+			timeout -k 5 600 node --test tests/node/
+	fi
+
 	step "clang-tidy (userspace)"
 	host_check clang-tidy "clang-tidy clean (userspace)" scripts/tidy.sh
 
