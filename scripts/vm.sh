@@ -5,19 +5,24 @@
 # this tree writable at its own path, nbdws.ko built for that kernel.
 #
 #   vm.sh [--kernel NAME|KVER] [--cmd CMD] [--job FILE] [--no-module]
-#         [--timeout SEC] [--mem MiB] [--out DIR]
+#         [--timeout SEC] [--mem MiB] [--out DIR] [--forward PORT]...
 #
 # Without --cmd/--job: an interactive shell with the module loaded.
 # --cmd CMD: run CMD (bash) with the module loaded, print its output, exit
 #            with its status.
 # --job FILE: run FILE (bash, path inside the tree) as it is; the job loads
 #            whatever it needs (the selftest runner does).
+# --forward PORT: the guest gets a network interface (virtio-net, qemu user
+#            networking, eth0 10.0.2.15/24) and the host's 127.0.0.1:PORT
+#            is forwarded to the guest's PORT, so a program on the host (a
+#            browser) reaches a server in the guest. Repeatable. Only the
+#            host's loopback address is bound.
 # The console log of every run is kept in OUT/console.log (default
 # build/vm/KVER, and build/vm/KVER/runs/cmd.* for each --cmd run).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-kernel= cmd= job= timeout=900 mem=2048 out= load=1
+kernel= cmd= job= timeout=900 mem=2048 out= load=1 fwd=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) kernel=$2; shift 2 ;;
@@ -27,7 +32,14 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
-	*) echo "usage: vm.sh [--kernel NAME|KVER] [--cmd CMD] [--job FILE] [--no-module] [--timeout SEC] [--mem MiB] [--out DIR]" >&2
+	--forward)
+		case "$2" in
+		''|*[!0-9]*) echo "vm.sh: --forward takes a port number" >&2; exit 2 ;;
+		esac
+		[ "$2" -ge 1 ] && [ "$2" -le 65535 ] ||
+			{ echo "vm.sh: --forward $2: not a port" >&2; exit 2; }
+		fwd+=("$2"); shift 2 ;;
+	*) echo "usage: vm.sh [--kernel NAME|KVER] [--cmd CMD] [--job FILE] [--no-module] [--timeout SEC] [--mem MiB] [--out DIR] [--forward PORT]..." >&2
 	   exit 2 ;;
 	esac
 done
@@ -61,10 +73,16 @@ if [ ! -s "$initrd" ] || [ "$initrd" -ot "$top/selftests/vm/init" ] ||
 	cp /bin/busybox "$stage/bin/busybox"
 	cp "$top/selftests/vm/init" "$stage/init"
 	: > "$stage/modules.order"
-	for m in virtio_pci 9pnet_virtio 9p; do
-		modprobe -S "$kver" --show-depends "$m"
-	done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' |
-	while read -r ko; do
+	: > "$stage/modules.net"
+	# modules.order: always loaded; modules.net (virtio_net and what it
+	# needs beyond that): loaded only when the guest has a network.
+	{
+		for m in virtio_pci 9pnet_virtio 9p; do
+			modprobe -S "$kver" --show-depends "$m" | sed 's/$/ order/'
+		done
+		modprobe -S "$kver" --show-depends virtio_net | sed 's/$/ net/'
+	} | awk '$1 == "insmod" && !seen[$2]++ { print $2, $NF }' |
+	while read -r ko list; do
 		base=$(basename "$ko"); base=${base%.xz}; base=${base%.zst}; base=${base%.gz}
 		case "$ko" in
 		*.xz) xz -dc "$ko" > "$stage/lib/modules/$base" ;;
@@ -72,7 +90,7 @@ if [ ! -s "$initrd" ] || [ "$initrd" -ot "$top/selftests/vm/init" ] ||
 		*.gz) gzip -dc "$ko" > "$stage/lib/modules/$base" ;;
 		*) cp "$ko" "$stage/lib/modules/$base" ;;
 		esac
-		echo "$base" >> "$stage/modules.order"
+		echo "$base" >> "$stage/modules.$list"
 	done
 	(cd "$stage" && find . | cpio -o -H newc --quiet) | gzip -1 > "$initrd.new"
 	mv "$initrd.new" "$initrd"
@@ -140,6 +158,7 @@ else
 fi
 
 append="console=ttyS0 loglevel=5 panic=-1 NBDWS_TOP=$top NBDWS_MODE=$mode"
+[ ${#fwd[@]} -gt 0 ] && append+=" NBDWS_NET=1"
 if [ "$mode" = shell ]; then
 	# The guest's interactive bash takes the profile as its rcfile.
 	append+=" NBDWS_JOB=$out/profile.sh"
@@ -152,6 +171,17 @@ qemu=(qemu-system-x86_64 "${accel_args[@]}" -smp 2 -m "$mem"
 	-kernel "$vmlinuz" -initrd "$initrd" -append "$append"
 	-virtfs local,path=/,mount_tag=root9p,security_model=none,readonly=on,multidevs=remap
 	-virtfs local,path="$top",mount_tag=nbdws9p,security_model=none,multidevs=remap)
+if [ ${#fwd[@]} -gt 0 ]; then
+	# User-mode networking: no access to anything but what is forwarded
+	# in (restrict=on: the guest cannot connect out), bound to loopback.
+	netdev=user,id=n0,restrict=on
+	for p in "${fwd[@]}"; do
+		netdev+=",hostfwd=tcp:127.0.0.1:$p-:$p"
+	done
+	qemu+=(-netdev "$netdev" -device virtio-net-pci,netdev=n0)
+else
+	qemu+=(-nic none)
+fi
 
 if [ "$mode" = shell ]; then
 	exec "${qemu[@]}"
