@@ -24,9 +24,35 @@ base_pkgs=(
 	libjson-c-dev nbdkit nbd-server nbd-client qemu-utils libnbd-bin fio e2fsprogs
 	iproute2 procps websockify python3-websockets clang clang-tidy libclang-rt-14-dev
 	linux-perf
+	chromium fonts-dejavu-core
 )
 
 mkdir -p "$out"
+# make check, make demo and the VM harness may all start this at once:
+# one at a time (apt and npm would trip over each other).
+exec 9> "$out/deps.lock"
+flock 9
+
+# The browser tests and make demo drive Debian's chromium with
+# playwright-core from npm (tests/browser/package-lock.json), installed
+# into build/npm so the tree stays clean. playwright-core never downloads
+# a browser of its own.
+npm_dir="$out/npm"
+npm_deps() {
+	local src="$top/tests/browser"
+	[ -f "$src/package-lock.json" ] || return 0
+	if [ -f "$npm_dir/node_modules/.package-lock.json" ] &&
+	   cmp -s "$src/package-lock.json" "$npm_dir/package-lock.json" &&
+	   cmp -s "$src/package.json" "$npm_dir/package.json"; then
+		return 0
+	fi
+	command -v npm > /dev/null || {
+		echo "install-deps: npm is missing (Node.js 20 or newer with npm)" >&2
+		return 1; }
+	mkdir -p "$npm_dir"
+	cp "$src/package.json" "$src/package-lock.json" "$npm_dir/"
+	(cd "$npm_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2
+}
 
 if [ -s "$stamp" ] && [ -s "$list" ] && [ "$stamp" -nt "$conf" ] &&
    [ "$stamp" -nt "$0" ]; then
@@ -34,6 +60,7 @@ if [ -s "$stamp" ] && [ -s "$list" ] && [ "$stamp" -nt "$conf" ] &&
 	if dpkg-query -W -f='${db:Status-Abbrev}\n' "${want[@]}" 2>/dev/null |
 	   awk '$1 != "ii" { bad = 1 } END { exit bad }' &&
 	   [ "$(dpkg-query -W "${want[@]}" 2>/dev/null | wc -l)" -eq "${#want[@]}" ]; then
+		npm_deps
 		exit 0
 	fi
 fi
@@ -88,7 +115,7 @@ resolve() {
 }
 
 kernel_pkgs=()
-: > "$list.new"
+tmplist=$(mktemp "$list.XXXXXX")
 while read -r name suite; do
 	case "$name" in ''|'#'*) continue ;; esac
 	hdr=$(resolve linux-headers-amd64 "$suite")
@@ -98,7 +125,7 @@ while read -r name suite; do
 		echo "install-deps: $name: image $img does not match $hdr" >&2
 		exit 1; }
 	kernel_pkgs+=("$hdr" "$img")
-	echo "$name $kver" >> "$list.new"
+	echo "$name $kver" >> "$tmplist"
 done < "$conf"
 
 # No recommends: firmware and the like are of no use to a test VM. The
@@ -106,6 +133,13 @@ done < "$conf"
 apt-get install -y -qq --no-install-recommends \
 	"${base_pkgs[@]}" "${kernel_pkgs[@]}" >/dev/null
 
-mv "$list.new" "$list"
+# Node.js and npm come with the machine (Node.js 20 or newer); Debian's
+# only where there are none.
+command -v npm > /dev/null ||
+	apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+npm_deps
+
+chmod 644 "$tmplist"
+mv "$tmplist" "$list"
 printf '%s\n' "${base_pkgs[@]}" "${kernel_pkgs[@]}" > "$stamp"
 echo "install-deps: ready:" $(awk '{ print $2 }' "$list")
