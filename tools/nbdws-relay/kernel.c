@@ -62,6 +62,7 @@ struct job {
 	u8 *preread;
 	int fd;				/* our dup of op->fd, or -1 */
 	bool close_dropped;		/* module refused the close code */
+	char close_extack[128];		/* ... and said why */
 	struct job *next;
 };
 
@@ -332,6 +333,8 @@ static int run_disconnect(struct job *j)
 	 */
 	if (rc == -EINVAL) {
 		j->close_dropped = true;
+		relay_printable(k.cmd.extack, strlen(k.cmd.extack),
+				j->close_extack, sizeof(j->close_extack));
 		rc = disconnect(op, false);
 	}
 	return rc;
@@ -441,10 +444,13 @@ static void complete(struct job *j)
 	void (*fn)(struct kernel_op *op, void *arg) = j->fn;
 	void *arg = j->arg;
 
+	/* Once: with an old module it would be every DISCONNECT. */
 	if (j->close_dropped && !k.close_warned) {
 		k.close_warned = true;
 		relay_log(RELAY_LOG_WARN,
-			  "the loaded nbdws module does not take a WebSocket close code on DISCONNECT: clients see the connection drop instead (update nbdws.ko)");
+			  "DISCONNECT refused WebSocket close code %u%s%s: disconnected without it (an nbdws.ko older than the relay takes no close code)",
+			  j->op.close_code, j->close_extack[0] ? ": " : "",
+			  j->close_extack);
 	}
 	relay_log(RELAY_LOG_DEBUG, "kernel: %s index %d: %s%s%s",
 		  cmd_name[j->op.cmd], j->op.cmd == KERNEL_CONNECT && !j->op.rc ?
