@@ -128,6 +128,7 @@ export async function startDevRelay(o = {}) {
 				    metadata: { description: 'Virtual media' } }];
 	const closes = [];
 	const waiting = [];	/* WebSockets without an NBD client yet */
+	const clients = [];	/* NBD clients without a WebSocket yet */
 	const live = new Set();
 	const authorized = (req) => {
 		if (!o.token)
@@ -205,25 +206,50 @@ export async function startDevRelay(o = {}) {
 			ent.tcp?.end();
 		});
 		live.add(ent);
-		waiting.push(ent);
+		if (clients.length)
+			pair(ent, clients.shift());
+		else
+			waiting.push(ent);
 	});
 
-	const nbd = net.createServer((c) => {
-		const ent = waiting.shift();
-
-		if (!ent) {
-			c.destroy();
-			return;
-		}
-		c.setNoDelay(true);
+	/* Join a WebSocket and an NBD client, whichever came first. */
+	const pair = (ent, c) => {
 		ent.tcp = c;
 		for (const d of ent.pending)
 			c.write(d);
 		ent.pending = [];
+		c.removeAllListeners('data');
+		for (const d of c.early ?? [])
+			ent.ws.send(d);
 		c.on('data', (d) => ent.ws.send(d));
+		/*
+		 * The NBD client left. The page closes after DISC itself;
+		 * end the WebSocket only if it does not.
+		 */
+		c.on('close', () => setTimeout(() => ent.ws.sock.end(), 2000)
+			.unref());
+	};
+	const nbd = net.createServer((c) => {
+		c.setNoDelay(true);
 		c.on('error', () => {});
-		/* The NBD client left: as the relay does after DISC. */
-		c.on('close', () => ent.ws.sock.end());
+		const ent = waiting.shift();
+
+		if (ent) {
+			pair(ent, c);
+			return;
+		}
+		/* Early: keep what it sends until a page connects. */
+		const early = [];
+
+		c.early = early;
+		c.on('data', (d) => early.push(d));
+		c.on('close', () => {
+			const i = clients.indexOf(c);
+
+			if (i >= 0)
+				clients.splice(i, 1);
+		});
+		clients.push(c);
 	});
 
 	await new Promise((r) => httpd.listen(o.port ?? 0, '127.0.0.1', r));
