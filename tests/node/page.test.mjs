@@ -31,6 +31,14 @@ const waitState = (s, timeout = 20000) => page.waitForFunction(
 	(want) => document.querySelector('#state').textContent === want, s,
 	{ timeout });
 
+/* Screenshots are kept as artifacts in build/screenshots. */
+async function shot(name) {
+	const d = path.join(top, 'build/screenshots');
+
+	await fs.mkdir(d, { recursive: true });
+	await page.screenshot({ path: path.join(d, name), fullPage: true });
+}
+
 /* The NBD handshake of a client that then stays, as the kernel does. */
 function stayingClient(port) {
 	const c = net.connect(port, '127.0.0.1');
@@ -110,6 +118,7 @@ test('a drop while serving: reconnecting, then serving again; Stop closes 1000',
 	assert.equal(await page.isDisabled('#serve'), true);
 	assert.equal(await page.isDisabled('#stop'), false);
 	assert.equal(await page.isDisabled('#file'), true);
+	await shot('page-serving.png');
 	relay.dropAll();
 	c1.destroy();
 	await waitState('reconnecting');
@@ -138,7 +147,5 @@ test('a wrong token is refused on the page, before any WebSocket', async () => {
 	assert.equal(relay.closes.length, before);
 	assert.equal(relay.connections(), 0);
 	assert.deepEqual(errors, []);
-	await fs.mkdir(path.join(top, 'build/screenshots'), { recursive: true });
-	await page.screenshot({ path: path.join(top,
-		'build/screenshots/page-refused.png'), fullPage: true });
+	await shot('page-refused.png');
 });
