@@ -47,10 +47,11 @@ COMMON_SRCS := $(wildcard common/*.c)
 LIB_SRCS := $(wildcard lib/*.c)
 NBDCTL_SRCS := $(wildcard tools/nbdctl/*.c)
 RELAY_SRCS := $(wildcard tools/nbdws-relay/*.c)
+SERVE_SRCS := $(wildcard tools/nbdws-serve/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 SELFTEST_SRCS := $(wildcard selftests/nbdws/*.c)
 USER_HDRS := $(wildcard uapi/linux/*.h common/*.h lib/*.h tools/nbdctl/*.h \
-	tools/nbdws-relay/*.h tests/unit/*.h selftests/nbdws/*.h)
+	tools/nbdws-relay/*.h tools/nbdws-serve/*.h tests/unit/*.h selftests/nbdws/*.h)
 
 # kselftest_harness.h and kselftest.h come from linux-source-6.1.
 KSFT := $(B)/kselftest
@@ -60,6 +61,7 @@ LIBUSER := $(B)/libnbdws-user.a
 LIBUSER_SAN := $(B)/san/libnbdws-user.a
 NBDCTL := $(B)/nbdctl
 RELAY := $(B)/nbdws-relay
+SERVE := $(B)/nbdws-serve
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRCS))
 SELFTEST_BINS := $(patsubst selftests/nbdws/%.c,$(B)/selftests/%,$(SELFTEST_SRCS))
 
@@ -83,7 +85,8 @@ module:
 
 # ---- userspace ------------------------------------------------------------
 
-tools: $(if $(NBDCTL_SRCS),$(NBDCTL)) $(if $(RELAY_SRCS),$(RELAY))
+tools: $(if $(NBDCTL_SRCS),$(NBDCTL)) $(if $(RELAY_SRCS),$(RELAY)) \
+	$(if $(SERVE_SRCS),$(SERVE))
 
 $(B)/obj/%.o: %.c $(USER_HDRS)
 	@mkdir -p $(dir $@)
@@ -118,7 +121,20 @@ RELAY_SAN := $(B)/san/nbdws-relay
 $(RELAY_SAN): $(patsubst %.c,$(B)/san/obj/%.o,$(RELAY_SRCS)) $(LIBUSER_SAN)
 	$(CC) $(SAN_FLAGS) -pthread -o $@ $^ $(USER_LDLIBS)
 
-unit: $(UNIT_BINS) $(NBDCTL) $(if $(RELAY_SRCS),$(RELAY_SAN))
+# nbdws-serve: a file or an NBD server served to the relay, as a
+# WebSocket client (tools/nbdws-serve/serve.h). Worker threads do the I/O.
+$(SERVE): $(patsubst %.c,$(B)/obj/%.o,$(SERVE_SRCS)) $(LIBUSER)
+	$(CC) -pthread -o $@ $^ $(USER_LDLIBS) -lm
+
+$(B)/obj/tools/nbdws-serve/%.o $(B)/san/obj/tools/nbdws-serve/%.o: \
+	USER_CFLAGS += -DNBDWS_VERSION=\"$(VERSION)\" -pthread
+
+SERVE_SAN := $(B)/san/nbdws-serve
+$(SERVE_SAN): $(patsubst %.c,$(B)/san/obj/%.o,$(SERVE_SRCS)) $(LIBUSER_SAN)
+	$(CC) $(SAN_FLAGS) -pthread -o $@ $^ $(USER_LDLIBS) -lm
+
+unit: $(UNIT_BINS) $(NBDCTL) $(if $(RELAY_SRCS),$(RELAY_SAN)) \
+	$(if $(SERVE_SRCS),$(SERVE_SAN))
 
 $(B)/unit/%: tests/unit/%.c $(LIBUSER_SAN) $(USER_HDRS) $(KSFT_HDRS)
 	@mkdir -p $(dir $@)

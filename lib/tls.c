@@ -104,6 +104,38 @@ static bool is_ip_literal(const char *host)
 	       inet_pton(AF_INET6, host, addr) == 1;
 }
 
+/*
+ * The client's certificate chain and key, checked to belong together, so
+ * that a wrong pair fails here with the file names instead of as a
+ * refusal from the server.
+ */
+static int client_cert(struct tls_conn *t, const struct tls_opts *o,
+		       struct nbdws_err *err)
+{
+	const char *key = o->key_file ? o->key_file : o->cert_file;
+	char detail[256];
+
+	if (SSL_CTX_use_certificate_chain_file(t->ctx, o->cert_file) != 1) {
+		ssl_errors(detail, sizeof(detail));
+		return nbdws_err_set(err, -EINVAL,
+				     "cannot load client certificate %s: %s",
+				     o->cert_file, detail);
+	}
+	if (SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1) {
+		ssl_errors(detail, sizeof(detail));
+		return nbdws_err_set(err, -EINVAL,
+				     "cannot load the private key %s: %s",
+				     key, detail);
+	}
+	if (SSL_CTX_check_private_key(t->ctx) != 1) {
+		ERR_clear_error();
+		return nbdws_err_set(err, -EINVAL,
+				     "the private key %s does not belong to the certificate %s",
+				     key, o->cert_file);
+	}
+	return 0;
+}
+
 static int setup_ctx(struct tls_conn *t, const struct tls_opts *o,
 		     struct nbdws_err *err)
 {
@@ -126,6 +158,12 @@ static int setup_ctx(struct tls_conn *t, const struct tls_opts *o,
 #endif
 	}
 	SSL_CTX_set_options(t->ctx, opts);
+	if (o->cert_file) {
+		int rc = client_cert(t, o, err);
+
+		if (rc)
+			return rc;
+	}
 	if (o->insecure) {
 		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_NONE, NULL);
 		return 0;

@@ -12,6 +12,8 @@
  *   none (insecure, for tests and self-signed lab setups); the peer name
  *   is checked (DNS name or IP literal); SNI is sent for DNS names.
  * - ALPN offers http/1.1 (the upgrade is an HTTP/1.1 request).
+ * - A client certificate is presented when one is given (cert_file,
+ *   key_file), for servers that authenticate clients by certificate.
  * - TLS 1.2 at least. With @want_ktls, SSL_OP_ENABLE_KTLS is set before
  *   the handshake and only AEAD ciphers the kernel implements are offered;
  *   OpenSSL before 3.2 offloads TLS 1.3 in the send direction only, so
@@ -46,6 +48,9 @@ struct tls_opts {
 	const char *ca_file;	/* NULL: the system's default store */
 	bool insecure;		/* do not verify the certificate at all */
 	bool want_ktls;		/* move the record layer into the kernel */
+	/* client certificate (PEM, then its chain), or NULL for none */
+	const char *cert_file;
+	const char *key_file;	/* its private key; NULL: also in cert_file */
 };
 
 struct tls_conn {
@@ -65,8 +70,9 @@ struct tls_conn {
  * configuration and ciphers can take long on a slow machine, and servers
  * (websockify among them) hang up on clients that stay silent for a few
  * seconds after connecting. Returns 0 or a negative errno with @err set
- * (-EINVAL unusable CA file or name, -ENOMEM); on failure nothing is left
- * to free. Release with tls_free() (or tls_detach()).
+ * (-EINVAL unusable CA file, client certificate or name, -ENOMEM); on
+ * failure nothing is left to free. Release with tls_free() (or
+ * tls_detach()).
  */
 int tls_prepare(struct tls_conn *t, const struct tls_opts *o,
 		struct nbdws_err *err);
