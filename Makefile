@@ -136,6 +136,14 @@ $(SERVE_SAN): $(patsubst %.c,$(B)/san/obj/%.o,$(SERVE_SRCS)) $(LIBUSER_SAN)
 unit: $(UNIT_BINS) $(NBDCTL) $(if $(RELAY_SRCS),$(RELAY_SAN)) \
 	$(if $(SERVE_SRCS),$(SERVE_SAN))
 
+# nbdws-serve's NBD server machine on its own: no sockets, no threads.
+SERVE_PROTO_SRCS := $(addprefix tools/nbdws-serve/,nbdsrv.c wsc.c)
+$(B)/unit/test_nbdws_serve_proto: tests/unit/test_nbdws_serve_proto.c \
+		$(SERVE_PROTO_SRCS) $(LIBUSER_SAN) $(USER_HDRS) $(KSFT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -isystem $(KSFT) -Itools/nbdws-serve -o $@ \
+		$< $(SERVE_PROTO_SRCS) $(LIBUSER_SAN) $(USER_LDLIBS)
+
 $(B)/unit/%: tests/unit/%.c $(LIBUSER_SAN) $(USER_HDRS) $(KSFT_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -isystem $(KSFT) -o $@ $< $(LIBUSER_SAN) $(USER_LDLIBS)
