@@ -250,6 +250,7 @@ install: all
 	install -D -m 0644 uapi/linux/nbdws.h $(DESTDIR)$(PREFIX)/include/linux/nbdws.h
 	$(if $(wildcard Documentation/nbdctl.8),install -D -m 0644 Documentation/nbdctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/nbdctl.8)
 	$(if $(RELAY_SRCS),$(MAKE) -s install-relay)
+	$(if $(SERVE_SRCS),$(MAKE) -s install-serve)
 	install -D -m 0644 nbdws.ko \
 		$(DESTDIR)/lib/modules/$(shell scripts/build-module.sh --kdir "$(KDIR)" --print-kver)/updates/nbdws.ko
 	$(if $(DESTDIR),,depmod -a $(shell scripts/build-module.sh --kdir "$(KDIR)" --print-kver))
@@ -270,6 +271,12 @@ install-relay: $(RELAY)
 	install -D -m 0644 Documentation/relay.md $(RELAY_DOC)/relay.md
 	$(if $(wildcard web/*),rm -rf $(RELAY_WEB) && install -d $(RELAY_WEB) && \
 		cp -R web/. $(RELAY_WEB)/ && chmod -R go-w $(RELAY_WEB) && chmod -R a+rX $(RELAY_WEB))
+
+# nbdws-serve runs as any user on the machine that has the image.
+.PHONY: install-serve
+install-serve: $(SERVE)
+	install -D -m 0755 $(SERVE) $(DESTDIR)$(PREFIX)/bin/nbdws-serve
+	install -D -m 0644 Documentation/nbdws-serve.1 $(DESTDIR)$(PREFIX)/share/man/man1/nbdws-serve.1
 
 clean:
 	rm -rf $(B) nbdws.ko
