@@ -6,8 +6,8 @@
 #   make                  module for KDIR + tools
 #   make module           nbdws.ko for KDIR (KDIR=... to choose headers)
 #   make tools            nbdctl
-#   make demo             install deps, build, serve an image over WebSocket
-#                         to nbdws.ko in a test VM, end to end
+#   make demo             install deps, build, a browser serves an image to
+#                         nbdws-relay and nbdws.ko in a test VM, end to end
 #   make check            install deps, unit tests, lint, DKMS, VM selftests
 #   make vm               shell in a test VM with the module loaded
 #   make install          module + tools under DESTDIR/PREFIX
@@ -204,10 +204,18 @@ vm: tools selftests
 fuzz:
 	@$(MAKE) -f fuzz/fuzz.mk
 
-# The main job: an image served over WebSocket, end to end, in a test VM.
-.PHONY: demo
+# The main job: a browser page on this machine serves a disk image to the
+# relay in a test VM, then nbdws-serve a writable one (demo/run.sh).
+.PHONY: demo demo-websockify
 demo:
 	@demo/run.sh $(if $(KERNEL),--kernel $(KERNEL))
+
+# The other direction: nbdws.ko dials an NBD server behind websockify
+# (ws:// and wss:// with kTLS), all inside the VM.
+demo-websockify:
+	@scripts/install-deps.sh
+	@$(MAKE) -s tools
+	@scripts/vm.sh $(if $(KERNEL),--kernel $(KERNEL)) --timeout 900 --cmd "bash $(CURDIR)/demo/websockify.sh"
 
 # nbdws vs nbd.ko in one VM (not a test): bench/README.md. The WebSocket
 # rows also need the bench's own NBD peer and ws-server attach program.

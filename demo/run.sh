@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # make demo: on a fresh Debian 12 machine, install what is needed, build
-# nbdws.ko and nbdctl, boot a test VM of the default target kernel (this
-# machine's own kernel is not touched) and run demo/guest.sh in it: a disk
-# image served by an NBD server behind a WebSocket becomes /dev/nbdwsN.
+# nbdws.ko, nbdctl, nbdws-relay and nbdws-serve, then run demo/demo.mjs:
+# a test VM of the first target kernel (this machine's own kernel is not
+# touched) runs the relay, headless Chromium here serves a disk image to
+# it from the page, and the VM mounts it; then nbdws-serve does the same
+# with a writable image.
 #
 #   demo/run.sh [--kernel NAME|KVER]
 set -eu
@@ -16,7 +18,10 @@ case "${1:-}" in
 "") ;;
 *) echo "usage: demo/run.sh [--kernel NAME|KVER]" >&2; exit 2 ;;
 esac
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
+echo "==> install dependencies (Debian packages, playwright-core from npm)"
 scripts/install-deps.sh
-make -s tools
-exec scripts/vm.sh "${kernel[@]}" --timeout 900 --cmd "bash $top/demo/guest.sh"
+echo "==> build the tools (the module is built for the VM's kernel at boot)"
+make -s -j"$(nproc)" tools
+exec node demo/demo.mjs "${kernel[@]}"
