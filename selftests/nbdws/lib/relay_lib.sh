@@ -377,3 +377,80 @@ wait_hook_lines() {	# wait_hook_lines N SECONDS
 	done
 	return 1
 }
+
+# Throwaway PKI in $tmp/pki (openssl CLI): ca signs the relay's certificate
+# srv (127.0.0.1), clientca signs client, rogueca signs rogue.
+relay_pki() {
+	local d=$tmp/pki ca
+	mkdir -p "$d" || return 1
+	printf '%s\n' "basicConstraints=CA:FALSE" \
+		"subjectAltName=IP:127.0.0.1,DNS:localhost" \
+		"extendedKeyUsage=serverAuth" > "$d/srv.ext"
+	printf '%s\n' "basicConstraints=CA:FALSE" \
+		"extendedKeyUsage=clientAuth" > "$d/cli.ext"
+	for ca in ca clientca rogueca; do
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+			-nodes -days 1 -subj "/CN=nbdws selftest $ca" \
+			-addext "basicConstraints=critical,CA:TRUE" \
+			-addext "keyUsage=critical,keyCertSign,cRLSign" \
+			-keyout "$d/$ca.key" -out "$d/$ca.pem" || return 1
+	done
+	# sign NAME CA EXT SUBJECT
+	sign() {
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-subj "$4" -keyout "$d/$1.key" -out "$d/$1.csr" &&
+		openssl x509 -req -in "$d/$1.csr" -CA "$d/$2.pem" \
+			-CAkey "$d/$2.key" -CAcreateserial -days 1 \
+			-extfile "$d/$3.ext" -out "$d/$1.pem"
+	}
+	sign srv ca srv /CN=127.0.0.1 &&
+	sign client clientca cli /CN=selftest-client &&
+	sign rogue rogueca cli /CN=selftest-client
+}
+
+# path_check SLOT PATH TRANSPORT: /status path and nbdctl's transport.
+path_check() {
+	local path tr
+	path=$(status_get "slots[name=$1].path")
+	[ "$path" = "$2" ] || { echo "/status path: '$path', want '$2'"; return 1; }
+	tr=$("$nbdctl" -j status "$dev" | $python -c \
+		'import json, sys; print(" ".join(c["transport"] for c in json.load(sys.stdin)["conns"]))')
+	[ "$tr" = "$3" ] || { echo "nbdctl status transport: '$tr', want '$3'"; return 1; }
+}
+
+# data_round NAME URL SLOT PATH TRANSPORT [BROWSER OPTIONS]: serve, check
+# /status path and the kernel's transport, write +
+# read back, close 1000, backing file; then serve again for mkfs + mount.
+data_round() {
+	local name=$1 url=$2 slot=$3 path=$4 tr=$5 rc d
+	shift 5
+	make_image "$tmp/img0" 32
+	serve "$name" "$url/$slot" srv0 "$slot" "$@"
+	rc=$?
+	d=$dev
+	ok $rc "$name: serving on $d" "$tmp/serve.out" "$tmp/relay.log"
+	if [ $rc != 0 ]; then
+		for _ in 1 2 3 4; do ok 1 "$name: (not run: no device)"; done
+		stop_browser "$name" KILL
+		return
+	fi
+	path_check "$slot" "$path" "$tr" > "$tmp/path.out" 2>&1
+	ok $? "$name: /status path \"$path\", kernel connection $tr" "$tmp/path.out" \
+		"$tmp/relay.log"
+	{ write_pattern "$d" && read_back "$d"; } > "$tmp/io.out" 2>&1
+	ok $? "$name: random writes + flush + read back" "$tmp/io.out"
+	stop_browser "$name" TERM
+	{ dev_gone "$d" 15 && check_backing "$tmp/img0"; } > "$tmp/gone.out" 2>&1
+	ok $? "$name: close 1000, device gone, server's file byte for byte" \
+		"$tmp/gone.out"
+	rc=1
+	if serve "$name-fs" "$url/$slot" srv0 "$slot" "$@"; then
+		fs_check "$dev" > "$tmp/fs.out" 2>&1
+		rc=$?
+		stop_browser "$name-fs" TERM
+		dev_gone "$dev" 15 >> "$tmp/fs.out" 2>&1 || rc=1
+	else
+		cp "$tmp/serve.out" "$tmp/fs.out"
+	fi
+	ok $rc "$name: mkfs.ext4 + mount + copy + remount + checksum" "$tmp/fs.out"
+}
