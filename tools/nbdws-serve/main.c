@@ -227,6 +227,7 @@ static int run(struct serve_ctx *ctx)
 			    err.msg);
 		return SERVE_EXIT_FAIL;
 	}
+	ctx->connected = true;
 	for (;;) {
 		enum conn_end end;
 
@@ -336,7 +337,8 @@ int main(int argc, char **argv)
 				  o.relay);
 	}
 	rc = run(&ctx);
-	report_stats(&ctx);
+	if (ctx.connected)
+		report_stats(&ctx);
 	if (have_pool)
 		pool_stop(&pool);
 	src_close(&src);

@@ -83,6 +83,7 @@ struct serve_ctx {
 	int sigfd;			/* signalfd for SIGINT and SIGTERM */
 	int signo;			/* the signal that stopped us, or 0 */
 	struct serve_stats stats;
+	bool connected;			/* at least once: stats to report */
 	char why[640];			/* how the connection ended */
 };
 
