@@ -170,7 +170,8 @@ async function main() {
 
 	step('stop nbdws-serve (SIGTERM: it closes with 1000); the device goes, the stop hook runs');
 	serveProc.kill('SIGTERM');
-	const st = await Promise.race([served, new Promise((r) => setTimeout(() => r('timeout'), 30000))]);
+	const st = await Promise.race([served,
+		new Promise((r) => setTimeout(() => r('timeout'), 30000).unref())]);
 	show(fs.readFileSync(serveLog, 'utf8'));
 	if (st !== 0)
 		throw new Error(`nbdws-serve ended with ${st}`);

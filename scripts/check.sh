@@ -9,7 +9,8 @@
 #   4. DKMS: `dkms add` + `dkms build -k KVER` for every target kernel
 #   5. `make install` into a scratch DESTDIR
 #   6. per target kernel: boot a VM, load the module, run the selftests,
-#      unload, and check the guest's dmesg
+#      unload, and check the guest's dmesg; then the browser tests
+#      (tests/browser/: headless Chromium here, the relay in a VM)
 # and ends with one line: "N passed, N failed[, N skipped]".
 #
 #   check.sh [--kernel NAME]... [--test NAME]... [--no-vm] [--vm-only]
@@ -173,6 +174,19 @@ JOB
 		   grep -qs '^not ok' "$out"/results/*.tap; then
 			echo "--- guest dmesg ($kver, $log) ---"
 			cat "$log"
+		fi
+
+		# The browser tests: Chromium here, the relay in a VM of this
+		# kernel (tests/browser/e2e.mjs). Run unless --test names
+		# selftests without "browser".
+		if [ ${#tests[@]} -eq 0 ] || [[ " ${tests[*]} " == *" browser "* ]]; then
+			step "browser tests on $kver"
+			t0=$SECONDS
+			timeout -k 10 1800 tests/browser/run.sh --kernel "$kver" \
+				> "$res/$kver/browser.tap" 2> "$res/$kver/browser.log"
+			echo $? > "$res/$kver/browser.rc"
+			echo "    browser tests took $((SECONDS - t0)) s (screenshots: build/browser/$kver)"
+			tapargs+=("$name=$res/$kver/browser.tap")
 		fi
 	done < build/kernels.list
 fi

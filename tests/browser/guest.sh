@@ -16,21 +16,22 @@
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 top=${NBDWS_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-nbdctl=${NBDCTL:-$top/build/nbdctl}
 relay_bin=${NBDWS_RELAY:-$top/build/nbdws-relay}
 rd=/tmp/nbdws-relay
 py=/usr/bin/python3
 
-# relay-start PORT WEBDIR TOKEN [HOLD]: slots disk0 (/dev/nbdws0, the
-# default) and disk1 (/dev/nbdws1), TOKEN good for both, a state hook
+# relay-start PORT WEBDIR TOKEN [HOLD [TOKEN1]]: slots disk0 (/dev/nbdws0,
+# the default) and disk1 (/dev/nbdws1), TOKEN good for both (TOKEN1, if
+# given, for disk1 only), a state hook
 # that logs "start|stop SLOT DEVICE" to $rd/hook.log, the page from
 # WEBDIR, listening on every address of the guest at PORT (the host's
 # 127.0.0.1:PORT is forwarded there).
 relay-start() {
-	local port=$1 web=$2 token=$3 hold=${4:-60} i
+	local port=$1 web=$2 token=$3 hold=${4:-60} token1=${5:-}
 	mkdir -p "$rd"
 	chmod 700 "$rd"
 	printf '# browser tests\n%s\n' "$token" > "$rd/tokens"
+	[ -n "$token1" ] && printf '%s disk1\n' "$token1" >> "$rd/tokens"
 	chmod 600 "$rd/tokens"
 	cat > "$rd/hook" <<EOF
 #!/bin/sh
@@ -47,15 +48,15 @@ EOF
   "defaults": { "hold": $hold },
   "slots": {
     "disk0": { "index": 0, "default": true,
-               "metadata": { "description": "Disk 0 (browser tests)" } },
+               "metadata": { "description": "Disk 0" } },
     "disk1": { "index": 1,
-               "metadata": { "description": "Disk 1 (browser tests)" } }
+               "metadata": { "description": "Disk 1" } }
   }
 }
 EOF
 	setsid "$relay_bin" --config "$rd/relay.json" -v > "$rd/relay.log" 2>&1 < /dev/null &
 	echo $! > "$rd/relay.pid"
-	for i in $(seq 300); do
+	for _ in $(seq 300); do
 		if (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null; then
 			echo "nbdws-relay (pid $(cat "$rd/relay.pid")) listens on 0.0.0.0:$port"
 			return 0
@@ -170,7 +171,8 @@ check-files() {
 		echo "the files on $dev are not those of the image"
 		rc=1
 	fi
-	(cd "$mnt" && ls -lR --time-style=+ . | grep -v '^total') | head -n 40
+	# What a person would look at; the checks are the two above and below.
+	(cd "$mnt" && ls -lR --time-style=+ .) | grep -v '^total' | head -n 40
 	(cd "$mnt" && sha256sum -c "$sums") || rc=1
 	umount "$mnt" || rc=1
 	return $rc

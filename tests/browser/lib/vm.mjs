@@ -12,6 +12,8 @@ import path from 'node:path';
 import net from 'node:net';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// A deadline that does not keep node running once nothing else does.
+const deadline = (ms) => new Promise((r) => setTimeout(() => r('timeout'), ms).unref());
 
 // A port free on the host's loopback right now (qemu binds it next).
 export function freePort() {
@@ -161,8 +163,7 @@ export class TestVM {
 			return null;
 		if (this.proc.exitCode === null && this.proc.signalCode === null) {
 			this.put(path.join(this.sync, `cmd.${++this.n}`), 'quit\n');
-			const t = sleep(timeout * 1000).then(() => 'timeout');
-			if (await Promise.race([this.exited, t]) === 'timeout')
+			if (await Promise.race([this.exited, deadline(timeout * 1000)]) === 'timeout')
 				await this.kill();
 		}
 		return this.exited;
@@ -174,8 +175,7 @@ export class TestVM {
 		} catch {
 			// gone already
 		}
-		const t = sleep(10000).then(() => 'timeout');
-		if (await Promise.race([this.exited, t]) === 'timeout') {
+		if (await Promise.race([this.exited, deadline(10000)]) === 'timeout') {
 			try {
 				process.kill(-this.proc.pid, 'SIGKILL');
 			} catch {
