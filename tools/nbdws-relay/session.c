@@ -340,6 +340,27 @@ static void userspace_path(struct session *s,
 		free(pre);
 		return;
 	}
+	/*
+	 * The pump first: CONNECT makes the kernel read the partition
+	 * table, through the socketpair, before it returns.
+	 */
+	fb = fallback_start(s->fd, s->tls, pre, prelen, sv[0],
+			    slot_fallback_end, sl);
+	free(pre);
+	if (!fb) {
+		close(sv[0]);
+		close(sv[1]);
+		relay_log(RELAY_LOG_WARN, "%s: userspace framing: out of memory",
+			  s->peer);
+		ws_goodbye(s, WS_CLOSE_INTERNAL, "out of memory");
+		slot_release(sl, s->gen);
+		return;
+	}
+	/* The pump owns the client's socket and TLS session now. */
+	s->fd = -1;
+	s->tls = NULL;
+	handed_over(s);
+	slot_set_fallback(sl, s->gen, fb);
 	c.info = info;
 	c.fd = sv[1];
 	c.transport = NBDWS_TRANSPORT_PLAIN;
@@ -348,29 +369,9 @@ static void userspace_path(struct session *s,
 	rc = slot_attach(sl, s->gen, &c, &fresh, &code, &reason);
 	close(sv[1]);
 	if (rc) {
-		close(sv[0]);
-		free(pre);
-		ws_goodbye(s, code, reason);
+		slot_stop_fallback(sl, code, reason);
 		return;
 	}
-	fb = fallback_start(s->fd, s->tls, pre, prelen, sv[0],
-			    slot_fallback_end, sl);
-	free(pre);
-	if (!fb) {
-		/* The kernel sees its end close: the slot goes to held. */
-		close(sv[0]);
-		relay_log(RELAY_LOG_WARN, "%s: userspace framing: out of memory",
-			  s->peer);
-		ws_goodbye(s, WS_CLOSE_INTERNAL, "out of memory");
-		if (fresh)
-			(void)slot_start(sl, s->gen, &code, &reason);
-		return;
-	}
-	/* The pump owns the client's socket and TLS session now. */
-	s->fd = -1;
-	s->tls = NULL;
-	handed_over(s);
-	slot_set_fallback(sl, s->gen, fb);
 	if (fresh)
 		(void)slot_start(sl, s->gen, &code, &reason);
 }

@@ -583,7 +583,6 @@ static int reconnect(struct slot *sl, unsigned int gen,
 	sl->claim = 0;
 	sl->reconnects++;
 	sl->userspace = c->userspace;
-	sl->fb_ended = false;
 	snprintf(sl->client, sizeof(sl->client), "%s", c->peer);
 	relay_log(RELAY_LOG_INFO, "slot %s: %s reconnected to %s (%s)",
 		  sl->cfg->name, c->peer, sl->device,
@@ -651,7 +650,6 @@ int slot_attach(struct slot *sl, unsigned int gen, const struct slot_conn *c,
 	sl->size = i->size;
 	sl->tflags = i->tflags;
 	sl->userspace = c->userspace;
-	sl->fb_ended = false;
 	sl->dead_in_start = false;
 	sl->reconnects = 0;
 	snprintf(sl->client, sizeof(sl->client), "%s", c->peer);
@@ -670,8 +668,19 @@ void slot_set_fallback(struct slot *sl, unsigned int gen,
 		       struct fallback *fb)
 {
 	(void)gen;
+	/* A pump of an earlier connection still running: it is over. */
+	if (sl->fb && sl->fb != fb)
+		fallback_stop(sl->fb, WS_CLOSE_GOING_AWAY, "replaced");
 	sl->fb = fb;
 	sl->fb_ended = false;
+}
+
+void slot_stop_fallback(struct slot *sl, u16 code, const char *reason)
+{
+	if (!sl->fb)
+		return;
+	fallback_stop(sl->fb, code, reason);
+	sl->fb = NULL;
 }
 
 int slot_start(struct slot *sl, unsigned int gen, u16 *code,

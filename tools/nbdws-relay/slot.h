@@ -112,9 +112,15 @@ struct slot_conn {
 int slot_attach(struct slot *sl, unsigned int gen, const struct slot_conn *c,
 		bool *fresh, u16 *code, const char **reason);
 
-/* The fallback pump of the connection just attached. */
+/*
+ * The fallback pump of the connection about to be attached. It runs
+ * before CONNECT, which reads the partition table through it; its end
+ * (slot_fallback_end()) may come before slot_attach() returns.
+ */
 void slot_set_fallback(struct slot *sl, unsigned int gen,
 		       struct fallback *fb);
+/* slot_attach() failed: close the client through its pump, if it runs. */
+void slot_stop_fallback(struct slot *sl, u16 code, const char *reason);
 
 /* fallback_end_fn for fallback_start(): @arg is the slot. */
 void slot_fallback_end(void *arg, u16 code, const char *reason);
