@@ -115,7 +115,7 @@ static void serve_one(int lfd, int ufd, struct tls_server *srv)
 {
 	struct ws_accept_result res;
 	struct nbdws_err err;
-	struct tls_conn t;
+	struct tls_conn *t;
 	struct ws_fd_io fio;
 	struct ws_io io;
 	struct fallback *f;
@@ -124,14 +124,18 @@ static void serve_one(int lfd, int ufd, struct tls_server *srv)
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	memset(&t, 0, sizeof(t));
+	/* The pump frees the session's struct with the session. */
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		die("out of memory");
 	if (srv) {
-		if (tls_accept(&t, srv, fd, HANDSHAKE_MS, &err)) {
+		if (tls_accept(t, srv, fd, HANDSHAKE_MS, &err)) {
 			fprintf(stderr, "ws_proxy: TLS: %s\n", err.msg);
+			free(t);
 			close(fd);
 			return;
 		}
-		tls_io(&t, &io);
+		tls_io(t, &io);
 	} else {
 		ws_fd_io_init(&io, &fio, fd, HANDSHAKE_MS);
 	}
@@ -146,8 +150,10 @@ static void serve_one(int lfd, int ufd, struct tls_server *srv)
 	}
 	if (loop_init())
 		die("loop_init failed");
-	f = fallback_start(fd, srv ? &t : NULL, res.preread, res.preread_len,
+	f = fallback_start(fd, srv ? t : NULL, res.preread, res.preread_len,
 			   kfd, on_end, NULL);
+	if (!srv)
+		free(t);
 	ws_accept_result_free(&res);
 	if (!f)
 		die("out of memory");
@@ -156,7 +162,8 @@ static void serve_one(int lfd, int ufd, struct tls_server *srv)
 	loop_fini();
 	return;
 out:
-	tls_free(&t);
+	tls_free(t);
+	free(t);
 	close(fd);
 }
 

@@ -1004,7 +1004,7 @@ TEST(tls_session_in_userspace_with_key_updates)
 {
 	struct tls_rig *t = calloc(1, sizeof(*t));
 	struct tls_server_opts so = { 0 };
-	struct tls_conn srv_tls;
+	struct tls_conn *srv_tls = calloc(1, sizeof(*srv_tls));
 	struct tls_server *srv;
 	struct nbdws_err err;
 	char cmd[512], cert[96], key[96];
@@ -1025,13 +1025,14 @@ TEST(tls_session_in_userspace_with_key_updates)
 	ASSERT_EQ(0, tls_server_new(&srv, &so, &err)) TH_LOG("%s", err.msg);
 
 	ASSERT_EQ(0, pthread_create(&th[0], NULL, tls_client_connect, t));
-	memset(&srv_tls, 0, sizeof(srv_tls));
-	ASSERT_EQ(0, tls_accept(&srv_tls, srv, t->r.cr, 5000, &err))
+	ASSERT_NE(NULL, srv_tls);
+	ASSERT_EQ(0, tls_accept(srv_tls, srv, t->r.cr, 5000, &err))
 		TH_LOG("%s", err.msg);
 	pthread_join(th[0], NULL);
 	ASSERT_EQ(0, t->cli_rc);
 
-	t->r.f = fallback_start(t->r.cr, &srv_tls, NULL, 0, t->r.kr, on_end,
+	/* The pump owns the session and its struct from here on. */
+	t->r.f = fallback_start(t->r.cr, srv_tls, NULL, 0, t->r.kr, on_end,
 				&t->r);
 	ASSERT_NE(NULL, t->r.f);
 	ASSERT_EQ(0, pthread_create(&th[0], NULL, kernel_echo, t));
@@ -1050,7 +1051,6 @@ TEST(tls_session_in_userspace_with_key_updates)
 	EXPECT_EQ(WS_CLOSE_NORMAL, t->r.end_code);
 	EXPECT_EQ(WS_CLOSE_NORMAL, t->close_code);
 	EXPECT_TRUE(t->eof);
-	tls_free(&srv_tls);	/* a no-op: the pump ended the session */
 	tls_free(&t->cli);
 	tls_server_free(srv);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);

@@ -323,8 +323,10 @@ static void fb_free(struct fallback *f)
 	loop_timer_cancel(&f->linger);
 	close_kernel(f);
 	loop_watch_del(&f->cw);
-	if (f->tls)
+	if (f->tls) {
 		tls_free(f->tls);	/* close_notify, best effort */
+		free(f->tls);
+	}
 	close(f->cfd);
 	free(f->in);
 	free(f->tok);

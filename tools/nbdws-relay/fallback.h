@@ -35,10 +35,9 @@ typedef void (*fallback_end_fn)(void *arg, u16 code, const char *reason);
  * past the NBD handshake, frame bytes the decoder must see first. NULL on
  * ENOMEM (nothing taken then).
  *
- * Owning @tls means ending the session (tls_free(), after which a second
- * tls_free() is a no-op); the struct's memory stays the caller's and must
- * stay valid until @end has run or fallback_stop() has returned, because
- * OpenSSL's callbacks point at it. If SIGPIPE is still at its default,
+ * Owning @tls means ending the session (tls_free()) and freeing the
+ * struct, which must therefore come from malloc(); OpenSSL's callbacks
+ * point at it, so it lives exactly as long as the pump. If SIGPIPE is still at its default,
  * starting a TLS pump ignores it: SSL_write() cannot take MSG_NOSIGNAL.
  * The reason given to @end may come from the client: sanitise it before
  * printing it.

@@ -248,6 +248,9 @@ static int collect_preread(struct session *s, u8 **pre, size_t *len)
 	if (rc || !s->tls)
 		return rc;
 	rc = tls_detach(s->tls, &tpre, &tlen, &err);
+	/* A failed detach leaves the session whole: end it here. */
+	if (rc)
+		tls_free(s->tls);
 	free(s->tls);
 	s->tls = NULL;
 	/* From here on the socket speaks kTLS by itself. */
