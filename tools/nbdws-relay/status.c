@@ -36,6 +36,9 @@ static void add_common(json_object *o, const struct slot *sl)
 			       json_object_new_boolean(sl->cfg->read_only));
 	json_object_object_add(o, "state",
 			       json_object_new_string(slot_state_name(sl->state)));
+	/* Seconds: how long a client that dropped may take to come back. */
+	json_object_object_add(o, "hold",
+			       json_object_new_double(sl->cfg->hold_ms / 1000.0));
 }
 
 static const char *transport_name(u32 t)
