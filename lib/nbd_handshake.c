@@ -18,6 +18,7 @@
 #include "nbd_proto.h"
 #include "nbd_uri.h"
 #include "nbd_wire.h"
+#include "peer_text.h"
 
 /* Export name and description are strings of at most this many bytes. */
 #define NBD_MAX_STR		NBD_MAX_STRING
@@ -79,25 +80,6 @@ static const char *opt_name(u32 opt)
 		return "NBD_OPT_GO";
 	}
 	return "option";
-}
-
-/* Copy a server string, replacing control characters so it prints safely. */
-static char *server_string(const u8 *p, size_t len)
-{
-	char *s = malloc(len + 1);
-	size_t i;
-
-	if (!s)
-		return NULL;
-	for (i = 0; i < len; i++) {
-		char c = (char)p[i];
-
-		if (p[i] < 0x20 || p[i] == 0x7f)
-			c = '?';
-		s[i] = c;
-	}
-	s[len] = '\0';
-	return s;
 }
 
 static int io_fail(struct hs *h, int rc, const char *what)
@@ -271,7 +253,7 @@ static int read_reply(struct hs *h, u32 opt, struct opt_reply *r)
 static int reply_error(struct hs *h, u32 opt, const char *export,
 		       const struct opt_reply *r)
 {
-	char *msg = r->len && r->data ? server_string(r->data, r->len) : NULL;
+	char *msg = r->len && r->data ? peer_text_dup(r->data, r->len) : NULL;
 	const char *what;
 	int rc;
 
@@ -397,7 +379,7 @@ static int parse_info(struct hs *h, const struct opt_reply *r,
 			goto bad_len;
 		dst = type == NBDP_INFO_NAME ? &info->name : &info->description;
 		free(*dst);
-		*dst = server_string(r->data + 2, r->len - 2);
+		*dst = peer_text_dup(r->data + 2, r->len - 2);
 		if (!*dst)
 			return nbdws_err_set(h->err, -ENOMEM, "out of memory");
 		return 0;
@@ -597,8 +579,8 @@ static int add_entry(struct hs *h, struct nbd_export_list *list,
 		return nbdws_err_set(h->err, -ENOMEM, "out of memory");
 	list->v = v;
 	v = &list->v[list->n];
-	v->name = server_string(r->data + 4, nlen);
-	v->description = server_string(r->data + 4 + nlen, r->len - 4 - nlen);
+	v->name = peer_text_dup(r->data + 4, nlen);
+	v->description = peer_text_dup(r->data + 4 + nlen, r->len - 4 - nlen);
 	if (!v->name || !v->description) {
 		free(v->name);
 		free(v->description);

@@ -18,6 +18,7 @@
 #include <netlink/netlink.h>
 
 #include "nbdws_nl.h"
+#include "peer_text.h"
 
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
@@ -325,19 +326,11 @@ bool nbdws_nl_get_u64(const struct nlattr *a, uint64_t *v)
 bool nbdws_nl_get_str(const struct nlattr *a, char *buf, size_t len)
 {
 	const char *s;
-	size_t n, i;
 
 	if (!a || !len)
 		return false;
 	s = nla_data(a);
-	n = strnlen(s, (size_t)nla_len(a));
-	if (n >= len)
-		n = len - 1;
-	for (i = 0; i < n; i++) {
-		buf[i] = s[i];
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			buf[i] = '?';
-	}
-	buf[n] = '\0';
+	/* The kernel's strings may carry a peer's text: a close reason. */
+	peer_text(buf, len, s, strnlen(s, (size_t)nla_len(a)));
 	return true;
 }

@@ -103,8 +103,9 @@ bool nbdws_nl_get_u32(const struct nlattr *a, uint32_t *v);
 bool nbdws_nl_get_u64(const struct nlattr *a, uint64_t *v);
 bool nbdws_nl_get_s32(const struct nlattr *a, int32_t *v);
 /*
- * Copy a string attribute into @buf, truncating; control bytes become
- * '?'. False when absent or @len is 0.
+ * Copy a string attribute into @buf, truncating, through peer_text():
+ * controls and ill-formed UTF-8 become '?'. False when absent or @len
+ * is 0.
  */
 bool nbdws_nl_get_str(const struct nlattr *a, char *buf, size_t len);
 

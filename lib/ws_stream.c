@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "peer_text.h"
 #include "ws_stream.h"
 
 int ws_stream_init(struct ws_stream *s, const struct ws_io *io,
@@ -144,6 +145,7 @@ static int fill(struct ws_stream *s)
 /* React to a control event; returns 0 to go on or a negative errno. */
 static int on_control(struct ws_stream *s, const struct ws_event *ev)
 {
+	char reason[WS_MAX_CONTROL + 1];
 	u8 code[2];
 	int rc;
 
@@ -164,11 +166,13 @@ static int on_control(struct ws_stream *s, const struct ws_event *ev)
 			send_frame(s, WS_OP_CLOSE, code,
 				   ws_close_payload(code, ev->close_code));
 		s->ended = true;
+		/* The reason is the peer's text: it must not reach a tty raw. */
+		peer_text(reason, sizeof(reason), ev->reason ? ev->reason : "",
+			  ev->reason ? ev->reason_len : 0);
 		return nbdws_err_set(&s->err, -ECONNRESET,
-				     "the WebSocket peer closed the connection (code %u%s%.*s)",
-				     ev->close_code, ev->reason_len ? ": " : "",
-				     (int)ev->reason_len,
-				     ev->reason ? ev->reason : "");
+				     "the WebSocket peer closed the connection (code %u%s%s)",
+				     ev->close_code, reason[0] ? ": " : "",
+				     reason);
 	case WS_EV_ERROR:
 		rc = send_frame(s, WS_OP_CLOSE, code,
 				ws_close_payload(code, ev->close_code));

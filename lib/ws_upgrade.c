@@ -16,6 +16,7 @@
 
 #include <openssl/evp.h>
 
+#include "peer_text.h"
 #include "ws_upgrade.h"
 
 /* RFC 6455 section 1.3: appended to the key before hashing. */
@@ -222,24 +223,6 @@ bool ws_http_list_has(const char *list, const char *token)
 	return list_has(list, token, true);
 }
 
-/* Copy @len bytes of a status line into @out with control bytes masked. */
-static void printable(char *out, size_t size, const char *s, size_t len)
-{
-	size_t i;
-
-	if (len > size - 1)
-		len = size - 1;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x20 || c >= 0x7f)
-			out[i] = '?';
-		else
-			out[i] = s[i];
-	}
-	out[len] = '\0';
-}
-
 /* What the parser keeps from the header fields it cares about. */
 struct resp_fields {
 	int n_upgrade, n_accept, n_protocol;
@@ -261,7 +244,7 @@ static int take_field(struct resp_fields *rf, char *line,
 		return nbdws_err_set(err, -EPROTO,
 				     "malformed WebSocket upgrade response: folded header line");
 	if (!colon || colon == line) {
-		printable(shown, sizeof(shown), line, strlen(line));
+		peer_text(shown, sizeof(shown), line, strlen(line));
 		return nbdws_err_set(err, -EPROTO,
 				     "malformed WebSocket upgrade response: header line '%s'",
 				     shown);
@@ -289,12 +272,13 @@ static int take_field(struct resp_fields *rf, char *line,
 		snprintf(rf->accept, sizeof(rf->accept), "%s", v);
 	} else if (!strcasecmp(line, "Sec-WebSocket-Protocol")) {
 		rf->n_protocol++;
-		snprintf(rf->protocol, sizeof(rf->protocol), "%s", v);
+		/* A token when valid; shown in messages when not. */
+		peer_text(rf->protocol, sizeof(rf->protocol), v, strlen(v));
 	} else if (!strcasecmp(line, "Sec-WebSocket-Extensions")) {
 		if (*v)
 			rf->extensions = true;
 	} else if (!strcasecmp(line, "Location")) {
-		printable(rf->location, sizeof(rf->location), v, strlen(v));
+		peer_text(rf->location, sizeof(rf->location), v, strlen(v));
 	}
 	return 0;
 }
@@ -319,7 +303,7 @@ static int refused(int status, const char *line, const struct resp_fields *rf,
 {
 	char shown[160];
 
-	printable(shown, sizeof(shown), line, strlen(line));
+	peer_text(shown, sizeof(shown), line, strlen(line));
 	switch (status) {
 	case 401:
 		return nbdws_err_set(err, -EACCES,
@@ -436,7 +420,7 @@ int ws_parse_response(const char *hdr, size_t len, const char *key,
 	next += 2;
 	code = strpbrk(line, "\r\n") ? -EPROTO : parse_status_line(line);
 	if (code < 0) {
-		printable(shown, sizeof(shown), line, strlen(line));
+		peer_text(shown, sizeof(shown), line, strlen(line));
 		rc = nbdws_err_set(err, -EPROTO,
 				   "the WebSocket server did not answer with HTTP/1.1 (first line: \"%s\")",
 				   shown);

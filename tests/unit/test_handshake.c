@@ -703,7 +703,8 @@ static void run_script(int fd, enum script s)
 				break;
 		break;
 	case S_POLICY:
-		srv_reply(fd, opt, NBDP_REP_ERR_POLICY, "go away\n", 8);
+		/* U+0085 (NEL) is a line break on some terminals. */
+		srv_reply(fd, opt, NBDP_REP_ERR_POLICY, "go\xc2\x85" "away\n", 9);
 		break;
 	case S_TLS_REQD:
 		srv_reply(fd, opt, NBDP_REP_ERR_TLS_REQD, NULL, 0);
@@ -732,8 +733,9 @@ static void run_script(int fd, enum script s)
 		break;
 	case S_LIST_OK:
 		put_be32(buf, 3);
-		memcpy(buf + 4, "a\x01" "bdesc\x1b[31m", 12);
-		srv_reply(fd, opt, NBDP_REP_SERVER, buf, 16);
+		/* é stays; ESC, C1 CSI and a stray 0xff do not. */
+		memcpy(buf + 4, "a\x01" "bd\xc3\xa9sc\x1b[31m\xc2\x9b\xff", 16);
+		srv_reply(fd, opt, NBDP_REP_SERVER, buf, 20);
 		put_be32(buf, 0);
 		srv_reply(fd, opt, NBDP_REP_SERVER, buf, 4);
 		srv_reply(fd, opt, NBDP_REP_ACK, NULL, 0);
@@ -823,7 +825,7 @@ TEST(absurd_values)
 
 TEST(server_errors)
 {
-	SCRIPT_FAILS(S_POLICY, DO_GO, -EACCES, "go away?");
+	SCRIPT_FAILS(S_POLICY, DO_GO, -EACCES, "go?away?");
 	SCRIPT_FAILS(S_TLS_REQD, DO_GO, -EACCES, "TLS");
 	/* EXPORT_NAME fallback, then the server hangs up: unknown export. */
 	SCRIPT_FAILS(S_UNSUP_THEN_CLOSE, DO_GO, -ENOENT, "no export named 'e'");
@@ -848,7 +850,7 @@ TEST(list_replies)
 	ASSERT_EQ(2, l.n);
 	/* Control characters from the server never reach a terminal. */
 	EXPECT_STREQ("a?b", l.v[0].name);
-	EXPECT_STREQ("desc?[31m", l.v[0].description);
+	EXPECT_STREQ("d\xc3\xa9sc?[31m??", l.v[0].description);
 	EXPECT_STREQ("", l.v[1].name);
 	EXPECT_STREQ("", l.v[1].description);
 	nbd_export_list_free(&l);

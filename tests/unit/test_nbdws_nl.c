@@ -295,4 +295,27 @@ TEST(get_str_truncates_and_sanitises)
 	nlmsg_free(msg);
 }
 
+/* What the kernel hands back may come from a peer: C1 and bad UTF-8 too. */
+TEST(get_str_keeps_utf8_and_drops_c1)
+{
+	struct nl_msg *msg = new_msg(NBDWS_CMD_STATUS);
+	struct nlattr *a, *attrs;
+	char buf[64];
+	int len;
+
+	ASSERT_NE(NULL, msg);
+	ASSERT_EQ(0, nla_put_string(msg, NBDWS_A_BACKEND,
+				    "\xe6\x97\xa5\xc2\x9b" "2J\xed\xa0\x80\xc0\xaf"));
+	attrs = attrs_of(msg, &len);
+	a = nla_find(attrs, len, NBDWS_A_BACKEND);
+	ASSERT_TRUE(nbdws_nl_get_str(a, buf, sizeof(buf)));
+	EXPECT_STREQ("\xe6\x97\xa5?2J?????", buf);
+	/* Truncation never leaves half a character: 4 bytes hold "日" only. */
+	ASSERT_TRUE(nbdws_nl_get_str(a, buf, 5));
+	EXPECT_STREQ("\xe6\x97\xa5?", buf);
+	ASSERT_TRUE(nbdws_nl_get_str(a, buf, 3));
+	EXPECT_STREQ("", buf);
+	nlmsg_free(msg);
+}
+
 TEST_HARNESS_MAIN

@@ -337,6 +337,27 @@ TEST(peer_close_without_code)
 	pair_close(&p);
 }
 
+/* A close reason is the peer's text: it must not write our messages. */
+TEST(peer_close_reason_is_sanitised)
+{
+	static const u8 close_payload[] =
+		"\x03\xe8" "\xc3\xa9t\xc3\xa9\r\nnbdctl: \x1b[2J\a\xc2\x9b.";
+	struct raw_frame f;
+	struct pair p;
+	char c;
+
+	pair_open(&p, WS_ROLE_CLIENT, NULL, 0, 2000);
+	peer_frame(p.peer, 0x88, close_payload, sizeof(close_payload) - 1, NULL);
+	EXPECT_EQ(-ECONNRESET, ws_stream_read(&p.s, &c, 1));
+	EXPECT_NE(NULL, strstr(p.s.err.msg,
+			       "(code 1000: \xc3\xa9t\xc3\xa9??nbdctl: ?[2J??.)"))
+		TH_LOG("%s", p.s.err.msg);
+	ASSERT_TRUE(peer_read_frame(p.peer, &f));
+	EXPECT_EQ(0x88, f.b0);
+	free(f.payload);
+	pair_close(&p);
+}
+
 /* Each violation ends the stream with -EPROTO and a close 1002 (or 1007). */
 TEST(protocol_violations_close_with_code)
 {

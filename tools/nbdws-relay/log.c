@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "peer_text.h"
 #include "relay.h"
 
 /* Longer lines are cut: a log line is for a person, not a dump. */
@@ -44,17 +45,5 @@ void relay_log(enum relay_log_level lvl, const char *fmt, ...)
 
 void relay_printable(const char *in, size_t len, char *out, size_t size)
 {
-	size_t i;
-
-	if (!size)
-		return;
-	for (i = 0; i < len && i + 1 < size; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		if (c >= 0x20 && c < 0x7f)
-			out[i] = in[i];
-		else
-			out[i] = '?';
-	}
-	out[i] = '\0';
+	peer_text(out, size, in, len);
 }

@@ -117,8 +117,9 @@ void relay_log(enum relay_log_level lvl, const char *fmt, ...)
 
 /*
  * Copy @in (@len bytes, not necessarily NUL-terminated) into @out (@size
- * bytes, NUL-terminated) with every byte outside printable ASCII replaced
- * by '?', for logging what a peer sent.
+ * bytes, NUL-terminated) with every control (C0, DEL, C1) and every
+ * ill-formed UTF-8 sequence replaced by '?', for logging what a peer
+ * sent: lib/peer_text.h's sanitiser, which the tools share.
  */
 void relay_printable(const char *in, size_t len, char *out, size_t size);
 

@@ -17,6 +17,7 @@
 #include <openssl/err.h>
 
 #include "nbd_sock.h"
+#include "peer_text.h"
 #include "ws_io.h"
 #include "ws_upgrade.h"
 #include "wsc.h"
@@ -316,19 +317,10 @@ bool wsc_has_rx(const struct wsc *c)
 	       (c->is_tls && c->tls.ssl && SSL_has_pending(c->tls.ssl));
 }
 
-/* The peer's close reason, made printable. */
+/* The peer's close reason, made printable (lib/peer_text.h). */
 static void keep_reason(struct wsc *c, const char *reason, size_t len)
 {
-	size_t i;
-
-	for (i = 0; i < len && i < sizeof(c->close_reason) - 1; i++) {
-		char ch = reason[i];
-
-		if ((unsigned char)ch < 0x20 || (unsigned char)ch >= 0x7f)
-			ch = '?';
-		c->close_reason[i] = ch;
-	}
-	c->close_reason[i] = '\0';
+	peer_text(c->close_reason, sizeof(c->close_reason), reason, len);
 }
 
 ssize_t wsc_payload(struct wsc *c, u8 *dst, size_t max)
