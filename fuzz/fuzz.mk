@@ -1,8 +1,16 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# libFuzzer targets for the codec shared by nbdws.ko and userspace
-# (common/ws_frame.c, common/nbd_wire.c; lib/ws_mask_vec.c is the vector
-# masking userspace builds of ws_frame.c use). Run from the top level:
+# libFuzzer targets for every parser of peer input:
+#   fuzz_rx_stream, fuzz_codec_roundtrip   the codec shared by nbdws.ko and
+#       userspace (common/ws_frame.c, common/nbd_wire.c), with the AVX2
+#       masking userspace uses (lib/ws_mask_vec.c), and again as
+#       *_scalar with the word loops the module runs (fuzz/ws_mask_scalar.c)
+#   fuzz_http_request     lib/http_req.c and the upgrade check (ws_accept.c)
+#   fuzz_http_response    the client's upgrade response parser (ws_upgrade.c)
+#   fuzz_uri              lib/nbd_uri.c, with a round trip
+#   fuzz_nbd_handshake    the NBD client handshake against a hostile server
+#   fuzz_ws_stream        lib/ws_stream.c in both roles
+# Run from the top level:
 #
 #   make fuzz                      build, seed, run each target 60 s
 #   make fuzz FUZZ_SECONDS=300     longer
@@ -17,7 +25,12 @@
 CLANG ?= clang
 HOSTCC ?= cc
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= fuzz_rx_stream fuzz_codec_roundtrip
+CODEC_TARGETS := fuzz_rx_stream fuzz_codec_roundtrip
+SCALAR_TARGETS := $(addsuffix _scalar,$(CODEC_TARGETS))
+LIB_TARGETS := fuzz_http_request fuzz_http_response fuzz_uri \
+	fuzz_nbd_handshake fuzz_ws_stream
+ALL_TARGETS := $(CODEC_TARGETS) $(SCALAR_TARGETS) $(LIB_TARGETS)
+FUZZ_TARGETS ?= $(ALL_TARGETS)
 
 FB := build/fuzz
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -Wall -Wextra -Werror \
@@ -26,6 +39,15 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -Wall -Wextra -Werror \
 	-fno-omit-frame-pointer
 CODEC_SRCS := common/ws_frame.c common/nbd_wire.c lib/ws_mask_vec.c
 CODEC_HDRS := $(wildcard common/*.h lib/user_types.h lib/ws_mask_vec.h fuzz/*.h)
+SCALAR_SRCS := common/ws_frame.c common/nbd_wire.c fuzz/ws_mask_scalar.c
+# The userspace library's parsers, built into each of their targets with
+# the sanitizers and coverage (linking lib's archive would leave them
+# uninstrumented); OpenSSL only for the SHA-1 of the accept value.
+LIB_SRCS := lib/http_req.c lib/ws_accept.c lib/ws_upgrade.c lib/nbd_uri.c \
+	lib/nbd_handshake.c lib/ws_stream.c lib/nbdws_err.c \
+	$(wildcard lib/peer_text.c) $(CODEC_SRCS)
+LIB_HDRS := $(CODEC_HDRS) $(wildcard lib/*.h)
+LIB_LDLIBS := -lcrypto
 
 .PHONY: all build corpus run check-clang
 .DELETE_ON_ERROR:
@@ -35,26 +57,46 @@ all: run
 check-clang:
 	@command -v $(CLANG) >/dev/null || { echo "fuzz: $(CLANG) not found: apt-get install clang libclang-rt-14-dev" >&2; exit 1; }
 
-build: check-clang $(addprefix $(FB)/,$(FUZZ_TARGETS)) $(FB)/gen_corpus
+build: check-clang $(addprefix $(FB)/,$(FUZZ_TARGETS)) $(FB)/gen_corpus \
+	$(FB)/gen_seeds
 
-$(FB)/fuzz_%: fuzz/fuzz_%.c $(CODEC_SRCS) $(CODEC_HDRS)
+$(addprefix $(FB)/,$(CODEC_TARGETS)): $(FB)/%: fuzz/%.c $(CODEC_SRCS) \
+		$(CODEC_HDRS)
 	@mkdir -p $(FB)
 	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(CODEC_SRCS)
 
-$(FB)/gen_corpus: fuzz/gen_corpus.c $(CODEC_SRCS) $(CODEC_HDRS)
+$(addprefix $(FB)/,$(SCALAR_TARGETS)): $(FB)/%_scalar: fuzz/%.c \
+		$(SCALAR_SRCS) $(CODEC_HDRS)
+	@mkdir -p $(FB)
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(SCALAR_SRCS)
+
+$(addprefix $(FB)/,$(LIB_TARGETS)): $(FB)/%: fuzz/%.c $(LIB_SRCS) $(LIB_HDRS)
+	@mkdir -p $(FB)
+	$(CLANG) $(FUZZ_CFLAGS) -D_GNU_SOURCE -o $@ $< $(LIB_SRCS) $(LIB_LDLIBS)
+
+$(FB)/gen_corpus $(FB)/gen_seeds: $(FB)/%: fuzz/%.c $(CODEC_SRCS) \
+		$(CODEC_HDRS)
 	@mkdir -p $(FB)
 	$(HOSTCC) -std=gnu11 -O2 -Wall -Wextra -Werror -Iuapi -Icommon -Ilib \
 		-Ifuzz -o $@ $< $(CODEC_SRCS)
 
-# Seeds: generated streams, plus fuzz/regress/TARGET/, inputs that once
-# crashed a target (each file says in its name what it caught).
-$(FB)/corpus/.stamp: $(FB)/gen_corpus $(wildcard fuzz/regress/*/*)
+# Seeds: generated streams and requests, plus fuzz/regress/TARGET/,
+# inputs that once crashed a target (each file says in its name what it
+# caught). The scalar builds start from their vector twin's seeds.
+$(FB)/corpus/.stamp: $(FB)/gen_corpus $(FB)/gen_seeds \
+		$(wildcard fuzz/regress/*/*)
 	rm -rf $(FB)/corpus
-	mkdir -p $(FB)/corpus/fuzz_rx_stream $(FB)/corpus/fuzz_codec_roundtrip
-	$< $(FB)/corpus/fuzz_rx_stream $(FB)/corpus/fuzz_codec_roundtrip
+	mkdir -p $(addprefix $(FB)/corpus/,$(ALL_TARGETS))
+	$(FB)/gen_corpus $(FB)/corpus/fuzz_rx_stream \
+		$(FB)/corpus/fuzz_codec_roundtrip
+	$(FB)/gen_seeds $(FB)/corpus
 	for d in fuzz/regress/*/; do \
 		t=$$(basename "$$d"); \
+		mkdir -p $(FB)/corpus/"$$t" && \
 		cp "$$d"* $(FB)/corpus/"$$t"/ || exit 1; \
+	done
+	for t in $(CODEC_TARGETS); do \
+		cp $(FB)/corpus/$$t/* $(FB)/corpus/$${t}_scalar/ || exit 1; \
 	done
 	touch $@
 
