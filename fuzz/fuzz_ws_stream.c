@@ -181,7 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ws_io io = { &pr, io_read, io_write };
 	u8 *stream;
 	size_t pre, got = 0, sent_len = 0;
-	bool server, ended = false, detached = false;
+	bool server, ended = false, detached = false, failed = false;
 	int op, rc;
 
 	if (size < 3)
@@ -206,10 +206,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				 server ? WS_ROLE_SERVER : WS_ROLE_CLIENT,
 				 pre ? stream : NULL, pre), "ws_stream_init");
 
-	for (op = 0; op < MAX_OPS && !detached; op++) {
+	for (op = 0; op < MAX_OPS && !detached && !failed; op++) {
 		unsigned int r = fz_xorshift(&pr.rng);
 		u8 *rest;
 		size_t n, rest_len;
+
+		/* An ended stream stays ended; once is enough to see it. */
+		if (ended) {
+			fz_check(ws_stream_read(&s, rbuf, 1) == -ECONNRESET &&
+				 ws_stream_send(&s, sbuf, 1) == -ECONNRESET,
+				 "ended stream still usable");
+			break;
+		}
 
 		switch (r % 16) {
 		case 0:		/* send a message of 0..299 bytes */
@@ -259,14 +267,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				 (ref.end == WS_EV_CLOSE &&
 				  s.peer_close_code == ref.close_code),
 				 "close code differs from the peer's");
-			if (rc != -EPIPE) {
-				fz_check(s.ended, "failed read left stream open");
-				ended = true;
+			if (rc == -EPIPE) {
+				/*
+				 * A transport error leaves the read half done:
+				 * the stream is unusable, but not ended.
+				 */
+				failed = true;
+				break;
 			}
+			fz_check(s.ended, "failed read left stream open");
+			ended = true;
 			break;
 		}
 	}
-	if (!ended && !detached)
+	if (!ended && !detached && !failed)
 		ws_stream_close(&s, (u16)(pr.rng & 1 ? 0 : 1000));
 	check_written(&pr, server, sent, sent_len, s.pings);
 	ws_stream_free(&s);
