@@ -27,6 +27,22 @@ export function freePort() {
 	});
 }
 
+// VMs still running when this process is told to stop (make's Ctrl-C,
+// check.sh's timeout): their process groups go with it.
+const running = new Set();
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+	process.on(sig, () => {
+		for (const pid of running) {
+			try {
+				process.kill(-pid, 'SIGTERM');
+			} catch {
+				// gone already
+			}
+		}
+		process.exit(sig === 'SIGINT' ? 130 : 143);
+	});
+}
+
 export class TestVM {
 	// top: the tree; kernel: NAME or KVER (kernels.list); port: forwarded;
 	// dir: where the VM's files go (console log, commands, results).
@@ -63,8 +79,13 @@ export class TestVM {
 			cwd: this.top, detached: true, stdio: ['ignore', out, out],
 		});
 		fs.closeSync(out);
+		const pid = this.proc.pid;
+		running.add(pid);
 		this.exited = new Promise((resolve) => {
-			this.proc.on('exit', (code, sig) => resolve(code ?? sig));
+			this.proc.on('exit', (code, sig) => {
+				running.delete(pid);
+				resolve(code ?? sig);
+			});
 		});
 		const ready = path.join(this.sync, 'ready');
 		const end = Date.now() + bootTimeout * 1000;
