@@ -15,6 +15,8 @@
 #
 #   check.sh [--kernel NAME]... [--test NAME]... [--no-vm] [--vm-only]
 #
+# --test browser selects the browser tests (tests/browser/), which run
+# unless --test names only other tests.
 # Results (TAP per test program, console logs, dmesg) stay in build/results
 # and build/vm/KVER.
 set -uo pipefail
