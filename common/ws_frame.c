@@ -467,6 +467,14 @@ void ws_mask_copy(u8 *dst, const u8 *src, size_t len, const u8 key[4],
 	u64 kw;
 	size_t i;
 
+	/*
+	 * An empty payload may come without a buffer (an empty close frame
+	 * from lib/ws_stream.c): stepping a NULL pointer, even by 0, is
+	 * undefined in C.
+	 */
+	if (!len)
+		return;
+
 	/* The key rotated to @offset, twice: XOR eight bytes at a time. */
 	for (i = 0; i < 8; i++)
 		k[i] = key[(offset + i) & 3];

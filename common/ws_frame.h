@@ -151,7 +151,8 @@ size_t ws_frame_header(u8 out[WS_MAX_HEADER], u8 opcode, bool fin, u64 len,
 /*
  * Copy @len bytes from @src to @dst XOR-ing them with @key, the key phase
  * being that of byte @offset of the frame payload. @dst may equal @src
- * (in-place masking); other overlaps are not allowed.
+ * (in-place masking); other overlaps are not allowed. Both may be NULL
+ * when @len is 0.
  */
 void ws_mask_copy(u8 *dst, const u8 *src, size_t len, const u8 key[4],
 		  u64 offset);

@@ -560,7 +560,7 @@ TEST_F(srv, many_in_flight)
 	u8 *buf = malloc(1 << 20);
 	int i;
 
-	ASSERT_TRUE(buf);
+	ASSERT_NE(NULL, buf);
 	ASSERT_TRUE(start(self, NULL, NULL, NULL));
 	ASSERT_TRUE(relay_accept(&self->w, self->lfd, 10000, NULL, true));
 	/* Big and small reads mixed, all sent before any reply is read. */
@@ -756,7 +756,7 @@ TEST_F(srv, throughput)
 	int fd;
 
 	/* A 64 MiB file in the page cache, read over and over. */
-	ASSERT_TRUE(buf);
+	ASSERT_NE(NULL, buf);
 	fd = open(self->path, O_WRONLY);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, ftruncate(fd, 64 << 20));
@@ -806,7 +806,7 @@ TEST_F(srv, wss_with_client_certificate)
 	const char *args[12];
 	int i;
 
-	ASSERT_TRUE(buf);
+	ASSERT_NE(NULL, buf);
 	ASSERT_NE(NULL, mkdtemp(dir));
 	ASSERT_EQ(0, make_test_cert(dir, cert, sizeof(cert), key, sizeof(key)));
 	so.cert_file = cert;
@@ -912,7 +912,7 @@ TEST_F(srv, bridges_nbd_unix_source)
 
 	if (!have_nbdkit())
 		SKIP(return, "nbdkit is not installed");
-	ASSERT_TRUE(buf);
+	ASSERT_NE(NULL, buf);
 	snprintf(sock, sizeof(sock), "%s.sock", self->path);
 	snprintf(pidf, sizeof(pidf), "%s.pid", self->path);
 	kit = fork();

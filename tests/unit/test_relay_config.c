@@ -51,10 +51,14 @@ static const char *relay_path(void)
 	return path;
 }
 
-/* @rel in the source tree: build/unit/../../@rel. */
+/*
+ * @rel in the source tree: build/unit/../../@rel, or one level further up
+ * for the clang build in build/clang/unit/.
+ */
 static void src_path(char *out, size_t size, const char *rel)
 {
 	char self[PATH_MAX];
+	const char *dir;
 	ssize_t n;
 
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -63,7 +67,10 @@ static void src_path(char *out, size_t size, const char *rel)
 		return;
 	}
 	self[n] = '\0';
-	snprintf(out, size, "%s/../../%s", dirname(self), rel);
+	dir = dirname(self);
+	snprintf(out, size, "%s/../../%s", dir, rel);
+	if (access(out, F_OK))
+		snprintf(out, size, "%s/../../../%s", dir, rel);
 }
 
 static void read_version(char *buf, size_t size)

@@ -95,6 +95,9 @@ static u8 *run_data_room(struct run *r, size_t n)
 		r->data_cap = (r->data_len + n) * 2 + 64;
 		r->data = realloc(r->data, r->data_cap);
 	}
+	/* Nothing recorded yet and nothing to add: no NULL + 0. */
+	if (!n)
+		return r->data;
 	r->data_len += n;
 	return r->data + r->data_len - n;
 }
@@ -1042,6 +1045,21 @@ TEST(mask_copy_matches_definition)
 			}
 		}
 	}
+}
+
+/*
+ * An empty payload may come without a buffer (an empty close frame):
+ * nothing is read or written, and no pointer arithmetic on NULL happens
+ * (clang's UBSan, make unit-clang, reports NULL + 0).
+ */
+TEST(mask_copy_empty_without_buffers)
+{
+	static const u8 key[4] = { 1, 2, 3, 4 };
+	u8 buf[4] = { 9, 9, 9, 9 };
+
+	ws_mask_copy(NULL, NULL, 0, key, 0);
+	ws_mask_copy(buf, NULL, 0, key, 3);
+	EXPECT_EQ(0, memcmp(buf, "\x09\x09\x09\x09", 4));
 }
 
 /*
