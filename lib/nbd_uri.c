@@ -364,3 +364,13 @@ void nbd_uri_free(struct nbd_uri *uri)
 	free(uri->ws_resource);
 	memset(uri, 0, sizeof(*uri));
 }
+
+char *nbd_uri_public(const char *text, const struct nbd_uri *uri)
+{
+	const char *sep = strstr(text, "://");
+
+	if (sep && (uri->scheme == NBD_URI_WS || uri->scheme == NBD_URI_WSS))
+		return strndup(text, (size_t)(sep + 3 - text) +
+				     strcspn(sep + 3, "?"));
+	return strdup(text);
+}

@@ -51,6 +51,16 @@ int nbd_uri_parse(const char *text, struct nbd_uri *uri, struct nbdws_err *err);
 
 void nbd_uri_free(struct nbd_uri *uri);
 
+/*
+ * @text, which parsed into @uri, as a device's default backend identifier:
+ * that is public (sysfs, and STATUS answers any user), so a ws:// or
+ * wss:// query, where tokens often travel, is left out. User info and
+ * fragments never get this far: nbd_uri_parse() refuses them, and an NBD
+ * query can only be nbd+unix's socket path. Returns a malloc'd string,
+ * NULL when out of memory.
+ */
+char *nbd_uri_public(const char *text, const struct nbd_uri *uri);
+
 /* "nbd", "nbd+unix", "ws" or "wss". */
 const char *nbd_uri_scheme_name(enum nbd_uri_scheme scheme);
 

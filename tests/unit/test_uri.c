@@ -4,6 +4,7 @@
  * malformed ones it must refuse with a specific errno and a message.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kselftest_harness.h"
@@ -249,6 +250,47 @@ TEST(error_is_reset_on_failure)
 	EXPECT_EQ(NULL, u.export_name);
 	EXPECT_EQ(NULL, u.socket_path);
 	EXPECT_NE(NULL, strstr(err.msg, "bad"));
+}
+
+/* The default backend name is public: no token from a query in it. */
+static int public_is(const char *text, const char *want)
+{
+	struct nbdws_err err = { "" };
+	struct nbd_uri uri;
+	char *got;
+	int ok;
+
+	if (nbd_uri_parse(text, &uri, &err)) {
+		fprintf(stderr, "'%s': %s\n", text, err.msg);
+		return 0;
+	}
+	got = nbd_uri_public(text, &uri);
+	ok = got && !strcmp(got, want);
+	if (!ok)
+		fprintf(stderr, "'%s': got '%s', want '%s'\n", text,
+			got ? got : "(null)", want);
+	free(got);
+	nbd_uri_free(&uri);
+	return ok;
+}
+
+TEST(public_form_has_no_query)
+{
+	EXPECT_TRUE(public_is("wss://relay.example/slot/0?token=s3cret",
+			      "wss://relay.example/slot/0"));
+	EXPECT_TRUE(public_is("ws://[::1]:8080?access_token=x&y=1",
+			      "ws://[::1]:8080"));
+	EXPECT_TRUE(public_is("ws://h/a/b", "ws://h/a/b"));
+	EXPECT_TRUE(public_is("WSS://h:443/p?", "WSS://h:443/p"));
+	/* NBD URIs carry no secret in a query: the socket path stays. */
+	EXPECT_TRUE(public_is("nbd://h:10809/exp", "nbd://h:10809/exp"));
+	EXPECT_TRUE(public_is("nbd+unix:///e?socket=/run/nbd.sock",
+			      "nbd+unix:///e?socket=/run/nbd.sock"));
+	/* What could not be made public is refused before. */
+	EXPECT_EQ(-EINVAL, nbd_uri_parse("ws://user:pw@h/", &(struct nbd_uri){},
+					 NULL));
+	EXPECT_EQ(-EINVAL, nbd_uri_parse("ws://h/#token=x", &(struct nbd_uri){},
+					 NULL));
 }
 
 TEST_HARNESS_MAIN

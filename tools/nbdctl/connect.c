@@ -40,6 +40,7 @@ struct connect_cfg {
 	uint32_t max_req;		/* 0: default */
 	uint32_t queue_depth;		/* 0: default */
 	const char *backend;
+	char *backend_buf;		/* the default: the URI made public */
 	uint32_t client_flags;
 	bool persist;
 };
@@ -175,8 +176,17 @@ static int parse_args(int argc, char **argv, struct connect_cfg *cfg)
 		wsopts_free(&cfg->ws);
 		return rc;
 	}
-	if (!cfg->backend)
-		cfg->backend = cfg->uri_text;
+	if (!cfg->backend) {
+		/* Public (sysfs, STATUS): a ws query may carry a token. */
+		cfg->backend_buf = nbd_uri_public(cfg->uri_text, &cfg->uri);
+		if (!cfg->backend_buf) {
+			nbd_uri_free(&cfg->uri);
+			wsopts_free(&cfg->ws);
+			nbdctl_err("out of memory");
+			return NBDCTL_EXIT_FAIL;
+		}
+		cfg->backend = cfg->backend_buf;
+	}
 	return 0;
 }
 
@@ -425,5 +435,6 @@ int cmd_connect(int argc, char **argv)
 	rc = do_connect(&cfg);
 	nbd_uri_free(&cfg.uri);
 	wsopts_free(&cfg.ws);
+	free(cfg.backend_buf);
 	return rc;
 }
