@@ -88,8 +88,10 @@ ok $? "read-only slot: gone after close, server's file untouched" "$tmp/gone.out
 echo hookfail > "$tmp/hook.fail"
 : > "$tmp/hook.log"
 browser b6 "$url/hookfail" srv2 --header "Authorization: Bearer $tok_all"
-wait_event b6 '^closed code=1011 reason=start hook failed' 60 > "$tmp/hf.out" 2>&1
+wait_event b6 '^(closed|error)' 60 > "$tmp/hf.out" 2>&1
 rc=$?
+grep -q '^closed code=1011 reason=start hook failed by=server' "$tmp/b6.ev" ||
+	{ rc=1; cat "$tmp/b6.ev" >> "$tmp/hf.out"; }
 { wait_state hookfail idle 15 && dev_gone /dev/nbdws6 15; } >> "$tmp/hf.out" 2>&1 || rc=1
 ok $rc "start hook fails: client closed 1011 \"start hook failed\", slot idle, no device" \
 	"$tmp/hf.out" "$tmp/relay.log"
@@ -107,7 +109,9 @@ relay_stop > "$tmp/term.out" 2>&1
 rc=$?
 [ $rc = 0 ] || echo "relay exit status $rc" >> "$tmp/term.out"
 dev_gone "$d0" 15 >> "$tmp/term.out" 2>&1 || rc=1
-wait_event b7 '^closed code=1001 reason=relay shutting down' 15 >> "$tmp/term.out" 2>&1 || rc=1
+wait_event b7 '^(closed|error)' 15 >> "$tmp/term.out" 2>&1 || rc=1
+grep -q '^closed code=1001 reason=relay shutting down by=server' "$tmp/b7.ev" ||
+	{ rc=1; cat "$tmp/b7.ev" >> "$tmp/term.out"; }
 ok $rc "SIGTERM: exit 0, device gone, browser got 1001 \"relay shutting down\"" \
 	"$tmp/term.out" "$tmp/relay.log"
 ok_cmd "SIGTERM: start and stop hooks ran" \

@@ -119,8 +119,14 @@ async def run(args):
                 if not data:
                     break
                 await ws.send(data)
-            closing["by"] = "client"
-            await ws.close(1000, "nbd server gone")
+            # The server ends after NBD_CMD_DISC: the kernel's close frame
+            # (with its code) is on its way; close first only if not.
+            try:
+                await asyncio.wait_for(asyncio.shield(ws.wait_closed()),
+                                       args.linger)
+            except asyncio.TimeoutError:
+                closing["by"] = "client"
+                await ws.close(1000, "nbd server gone")
 
         async def ws_to_server():
             async for msg in ws:
@@ -165,6 +171,9 @@ def main(argv):
     p.add_argument("--unix", help="relay's unix socket")
     p.add_argument("--stall", action="store_true")
     p.add_argument("--open-timeout", type=float, default=60)
+    p.add_argument("--linger", type=float, default=5,
+                   help="seconds to wait for the peer's close frame once "
+                   "the NBD server has ended")
     p.add_argument("--events")
     args = p.parse_args(argv[1:])
     events = args.events
