@@ -352,6 +352,7 @@ int nbdws_dev_reuse(struct nbdws_dev *dev, const struct nbdws_dev_config *cfg,
 	dev->failing = false;
 	dev->state = NBDWS_DEV_RUNNING;
 	spin_unlock_bh(&dev->held_lock);
+	dev->disc_code = 0;
 	return 0;
 }
 

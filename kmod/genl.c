@@ -61,6 +61,17 @@ static const struct nla_policy nbdws_policy[NBDWS_A_MAX + 1] = {
 	[NBDWS_A_STATE]			= { .type = NLA_REJECT },
 };
 
+/*
+ * DISCONNECT takes the device and, optionally, the close frame to end its
+ * WebSocket connections with; nothing else.
+ */
+static const struct nla_policy nbdws_disc_policy[NBDWS_A_MAX + 1] = {
+	[NBDWS_A_INDEX]			= { .type = NLA_U32 },
+	[NBDWS_A_WS_CLOSE_CODE]		= NLA_POLICY_RANGE(NLA_U16, 1000, 4999),
+	[NBDWS_A_WS_CLOSE_REASON]	= { .type = NLA_STRING,
+					    .len = WS_MAX_CONTROL - 2 },
+};
+
 static struct genl_family nbdws_genl_family;
 
 /* One connection of a CONNECT or RECONFIGURE request, validated. */
@@ -451,12 +462,64 @@ static struct nbdws_dev *nbdws_nl_get_dev(struct genl_info *info)
 	return dev;
 }
 
+/*
+ * The close frame DISCONNECT asks for: a code a WebSocket endpoint may
+ * send, and a reason (only with a code) of UTF-8 text, as RFC 6455 7.4
+ * and 5.5.1 require. The policy has checked the ranges already.
+ */
+static int nbdws_nl_parse_close(struct genl_info *info, u16 *code,
+				char *text, size_t size)
+{
+	struct nlattr *c = info->attrs[NBDWS_A_WS_CLOSE_CODE];
+	struct nlattr *r = info->attrs[NBDWS_A_WS_CLOSE_REASON];
+	struct netlink_ext_ack *extack = info->extack;
+	size_t len = 0;
+
+	*code = 0;
+	text[0] = 0;
+	if (c) {
+		*code = nla_get_u16(c);
+		if (!ws_valid_close_code(*code)) {
+			NL_SET_ERR_MSG_ATTR(extack, c,
+					    "reserved WebSocket close code: use 1000-1003, 1007-1014 or 3000-4999");
+			return -EINVAL;
+		}
+	}
+	if (!r)
+		return 0;
+	if (!c) {
+		NL_SET_ERR_MSG_ATTR(extack, r,
+				    "a close reason needs a close code");
+		return -EINVAL;
+	}
+	len = nla_len(r);
+	/* NLA_STRING: a terminating NUL is allowed, not counted. */
+	if (len && !((const char *)nla_data(r))[len - 1])
+		len--;
+	if (memchr(nla_data(r), 0, len) ||
+	    !ws_valid_utf8(nla_data(r), len)) {
+		NL_SET_ERR_MSG_ATTR(extack, r,
+				    "close reason is not UTF-8 text");
+		return -EINVAL;
+	}
+	if (WARN_ON_ONCE(len >= size))
+		return -EINVAL;
+	memcpy(text, nla_data(r), len);
+	text[len] = 0;
+	return 0;
+}
+
 static int nbdws_nl_disconnect(struct sk_buff *skb, struct genl_info *info)
 {
+	char text[WS_MAX_CONTROL - 1];
 	struct nbdws_dev *dev;
+	u16 code;
 	int ret = 0;
 
 	ret = nbdws_nl_check_admin(skb, info);
+	if (ret)
+		return ret;
+	ret = nbdws_nl_parse_close(info, &code, text, sizeof(text));
 	if (ret)
 		return ret;
 	mutex_lock(&nbdws_cfg_mutex);
@@ -469,6 +532,8 @@ static int nbdws_nl_disconnect(struct sk_buff *skb, struct genl_info *info)
 	if (dev->state == NBDWS_DEV_DISCONNECTED) {
 		nbdws_dev_destroy(dev);
 	} else {
+		dev->disc_code = code;
+		strscpy(dev->disc_text, text, sizeof(dev->disc_text));
 		nbdws_dev_disconnect(dev);
 		if (!(dev->client_flags & NBDWS_CF_KEEP_DEVICE))
 			nbdws_dev_destroy(dev);
@@ -834,7 +899,7 @@ static const struct genl_ops nbdws_genl_ops[] = {
 	{
 		.cmd		= NBDWS_CMD_DISCONNECT,
 		.doit		= nbdws_nl_disconnect,
-		.policy		= nbdws_policy,
+		.policy		= nbdws_disc_policy,
 		.maxattr	= NBDWS_A_MAX,
 	},
 	{

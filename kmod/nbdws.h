@@ -206,6 +206,14 @@ struct nbdws_dev {
 	bool disconnecting;
 	struct delayed_work dead_timeout_work;
 
+	/*
+	 * The close frame DISCONNECT ends WebSocket connections with; code
+	 * 0 means the default (1000, no reason). Set before the connections
+	 * are marked dead, read by their teardown.
+	 */
+	u16 disc_code;
+	char disc_text[WS_MAX_CONTROL - 1];
+
 	struct dentry *debugfs_dir;
 };
 

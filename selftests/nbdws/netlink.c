@@ -530,6 +530,75 @@ TEST_F_TIMEOUT(dev, reconfigure_replaces_connection, 120)
 	ASSERT_LT(before, atomic_load(&self->srv.conns[1].reqs[NBDP_CMD_READ]));
 }
 
+/* ---- DISCONNECT's close frame ------------------------------------------- */
+
+/* Expect -@err with an extack message; the device must be untouched. */
+#define ASSERT_DISC_REJECTED(self, err, code, reason, len, extra) do {	\
+	int __r = nbdws_disconnect_close(&(self)->nl, (self)->index,	\
+					 (code), (reason), (len),	\
+					 (extra));			\
+	ASSERT_EQ(-(err), __r) TH_LOG("code %u: got %d (%s), extack '%s'", \
+		(code), __r, strerror(-__r), (self)->nl.extack);	\
+	ASSERT_TRUE((self)->nl.has_extack)				\
+		TH_LOG("errno right but no extack message");		\
+	assert_dev_intact(_metadata, self);				\
+} while (0)
+
+/*
+ * Close codes an endpoint must not send, reasons that are too long or not
+ * UTF-8 text, a reason without a code, an attribute DISCONNECT does not
+ * take: each refused, and the device keeps running.
+ */
+TEST_F_TIMEOUT(dev, disconnect_close_frame_rejected, 120)
+{
+	static const uint16_t out_of_range[] = { 1, 999, 5000, 65535 };
+	static const uint16_t reserved[] = { 1004, 1005, 1006, 1015, 1016,
+					     2999 };
+	char long_reason[125];
+	unsigned int i;
+
+	for (i = 0; i < sizeof(out_of_range) / sizeof(out_of_range[0]); i++)
+		ASSERT_DISC_REJECTED(self, ERANGE, out_of_range[i], NULL, 0, 0);
+	for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		ASSERT_DISC_REJECTED(self, EINVAL, reserved[i], NULL, 0, 0);
+
+	/* 124 bytes of text, with and without the NUL. */
+	memset(long_reason, 'x', sizeof(long_reason));
+	long_reason[124] = 0;
+	ASSERT_DISC_REJECTED(self, ERANGE, 4000, long_reason, 125, 0);
+	ASSERT_DISC_REJECTED(self, ERANGE, 4000, long_reason, 124, 0);
+
+	/* An overlong "/", a lone continuation byte, a surrogate, a NUL. */
+	ASSERT_DISC_REJECTED(self, EINVAL, 4000, "bad \xc0\xaf", 7, 0);
+	ASSERT_DISC_REJECTED(self, EINVAL, 4000, "bad \x80", 5, 0);
+	ASSERT_DISC_REJECTED(self, EINVAL, 4000, "\xed\xa0\x80", 3, 0);
+	ASSERT_DISC_REJECTED(self, EINVAL, 4000, "a\0b", 4, 0);
+
+	ASSERT_DISC_REJECTED(self, EINVAL, 0, "no code", 8, 0);
+	ASSERT_DISC_REJECTED(self, EINVAL, 4000, NULL, 0, NBDWS_A_TIMEOUT_MS);
+}
+
+/*
+ * The largest valid close frame, on a device with a plain connection:
+ * accepted, and ignored there (plain connections have no close frame).
+ */
+TEST_F_TIMEOUT(dev, disconnect_close_frame_plain, 120)
+{
+	char reason[124];
+	int ret;
+
+	memset(reason, 'r', sizeof(reason));
+	/* Two-byte characters: still 123 bytes. */
+	memcpy(reason, "\xc3\xa9\xc3\xa9", 4);
+	reason[123] = 0;
+	ret = nbdws_disconnect_close(&self->nl, self->index, 4999, reason,
+				     sizeof(reason), 0);
+	ASSERT_EQ(0, ret) TH_LOG("DISCONNECT: %s (%s)", strerror(-ret),
+				 self->nl.extack);
+	ASSERT_EQ(0, nbdws_wait_gone(self->index, 30000));
+	self->connected = false;
+}
+
 /* ---- malformed requests ----------------------------------------------------- */
 
 /* Expect -@err with an extack message, and no device created. */
