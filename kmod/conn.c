@@ -282,24 +282,32 @@ void nbdws_conn_release_sock(struct nbdws_conn *conn)
 	nbdws_ws_release(conn);
 }
 
-/* Polite goodbye on a live, idle connection; best effort, never blocks. */
-void nbdws_conn_send_disc(struct nbdws_conn *conn)
+/*
+ * DISCONNECT: end @conn with a polite NBD_CMD_DISC if it is alive and
+ * idle (best effort, never blocks). It is declared dead under tx_mutex
+ * first, so no request can follow the DISC: a sender that gets tx_mutex
+ * afterwards sees the connection dead, and what it had not sent is
+ * requeued by the teardown.
+ */
+void nbdws_conn_disconnect(struct nbdws_conn *conn)
 {
 	struct nbd_wire_request w = { .type = NBDP_CMD_DISC };
 	u8 hdr[NBDP_REQUEST_SIZE];
 	u8 frame[WS_MAX_HEADER + NBDP_REQUEST_SIZE];
 	struct kvec kv = { .iov_base = hdr, .iov_len = sizeof(hdr) };
 	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL };
+	bool alive;
 
 	nbd_wire_encode_request(hdr, &w);
 	mutex_lock(&conn->tx_mutex);
+	alive = !nbdws_conn_dead(conn);
+	nbdws_conn_mark_dead(conn, NBDWS_REASON_USER);
 	if (conn->ws.on) {
 		kv.iov_base = frame;
 		kv.iov_len = nbdws_ws_small_frame(conn, frame, WS_OP_BINARY,
 						  hdr, sizeof(hdr));
 	}
-	if (!nbdws_conn_dead(conn) && !conn->tx_cur &&
-	    conn->ws.ctl_off == conn->ws.ctl_len)
+	if (alive && !conn->tx_cur && conn->ws.ctl_off == conn->ws.ctl_len)
 		kernel_sendmsg(conn->sock, &msg, &kv, 1, kv.iov_len);
 	mutex_unlock(&conn->tx_mutex);
 }

@@ -6,6 +6,11 @@
  * extack message for each rejection) before it changes anything, so a
  * command either applies completely or not at all: in particular no socket
  * passed in is ever silently dropped.
+ *
+ * The family runs its commands in parallel (parallel_ops): they take the
+ * lock of the device they work on (see dev.c), so a command on one device
+ * never waits for another device, nor holds genl_mutex, which every other
+ * generic netlink family without parallel_ops shares.
  */
 #include <linux/log2.h>
 #include <linux/mm.h>
@@ -321,9 +326,10 @@ static int nbdws_nl_connect_kept(struct genl_info *info, struct nbdws_dev *dev,
 	int ret;
 
 	NL_SET_BAD_ATTR(extack, info->attrs[NBDWS_A_INDEX]);
-	if (dev->state != NBDWS_DEV_DISCONNECTED || !dev->disk_added) {
+	if (dev->gone || dev->state != NBDWS_DEV_DISCONNECTED ||
+	    !dev->disk_added) {
 		NBDWS_ERR_MSG_FMT(extack, "the device at this index is in use",
-				  "%s is in use", dev->disk->disk_name);
+				  "nbdws%d is in use", dev->index);
 		return -EBUSY;
 	}
 	ret = nbdws_dev_reuse(dev, cfg, extack);
@@ -399,9 +405,9 @@ static int nbdws_nl_connect(struct sk_buff *skb, struct genl_info *info)
 		goto out_put;
 	}
 
-	mutex_lock(&nbdws_cfg_mutex);
-	dev = nbdws_dev_find(index);
+	dev = nbdws_dev_get(index);
 	if (dev) {
+		mutex_lock(&dev->lock);
 		ret = nbdws_nl_connect_kept(info, dev, &cfg, nc, n);
 		if (ret)
 			goto out_unlock;
@@ -409,8 +415,17 @@ static int nbdws_nl_connect(struct sk_buff *skb, struct genl_info *info)
 		dev = nbdws_dev_create(&cfg, index);
 		if (IS_ERR(dev)) {
 			ret = PTR_ERR(dev);
-			NL_SET_ERR_MSG(extack, "cannot create the block device");
-			goto out_unlock;
+			if (ret == -ENOSPC && index >= 0) {
+				/* Another CONNECT took the index meanwhile. */
+				NL_SET_ERR_MSG_ATTR(extack,
+						    info->attrs[NBDWS_A_INDEX],
+						    "the device at this index is in use");
+				ret = -EBUSY;
+			} else {
+				NL_SET_ERR_MSG(extack,
+					       "cannot create the block device");
+			}
+			goto out_free;
 		}
 		for (i = 0; i < n; i++) {
 			ret = nbdws_conn_attach(dev->conns[i], &nc[i].p);
@@ -436,30 +451,51 @@ static int nbdws_nl_connect(struct sk_buff *skb, struct genl_info *info)
 		genlmsg_end(reply, hdr);
 	}
 	nbdws_event(dev, NBDWS_EVENT_CONNECTED, -1, NBDWS_REASON_NONE);
-	mutex_unlock(&nbdws_cfg_mutex);
+	mutex_unlock(&dev->lock);
+	nbdws_dev_put(dev);
 	return reply ? genlmsg_reply(reply, info) : -EMSGSIZE;
 
 out_destroy:
 	nbdws_dev_destroy(dev);
 out_unlock:
-	mutex_unlock(&nbdws_cfg_mutex);
+	mutex_unlock(&dev->lock);
+	nbdws_dev_put(dev);
+out_free:
 	nlmsg_free(reply);
 out_put:
 	nbdws_nl_put_conns(nc, n);
 	return ret;
 }
 
-static struct nbdws_dev *nbdws_nl_get_dev(struct genl_info *info)
+/*
+ * The device NBDWS_A_INDEX names, locked and with a reference, or an
+ * ERR_PTR with the extack filled in. nbdws_nl_put_dev_locked() undoes it.
+ */
+static struct nbdws_dev *nbdws_nl_lock_dev(struct genl_info *info)
 {
+	struct nlattr *a = info->attrs[NBDWS_A_INDEX];
 	struct nbdws_dev *dev;
+	u32 index;
 
 	if (GENL_REQ_ATTR_CHECK(info, NBDWS_A_INDEX))
-		return NULL;
-	dev = nbdws_dev_find(nla_get_u32(info->attrs[NBDWS_A_INDEX]));
-	if (!dev)
-		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[NBDWS_A_INDEX],
-				    "no such nbdws device");
-	return dev;
+		return ERR_PTR(-EINVAL);
+	index = nla_get_u32(a);
+	dev = index <= NBDWS_MAX_INDEX ? nbdws_dev_get(index) : NULL;
+	if (dev) {
+		mutex_lock(&dev->lock);
+		if (!dev->gone)
+			return dev;
+		mutex_unlock(&dev->lock);
+		nbdws_dev_put(dev);
+	}
+	NL_SET_ERR_MSG_ATTR(info->extack, a, "no such nbdws device");
+	return ERR_PTR(-ENODEV);
+}
+
+static void nbdws_nl_unlock_dev(struct nbdws_dev *dev)
+{
+	mutex_unlock(&dev->lock);
+	nbdws_dev_put(dev);
 }
 
 /*
@@ -522,12 +558,9 @@ static int nbdws_nl_disconnect(struct sk_buff *skb, struct genl_info *info)
 	ret = nbdws_nl_parse_close(info, &code, text, sizeof(text));
 	if (ret)
 		return ret;
-	mutex_lock(&nbdws_cfg_mutex);
-	dev = nbdws_nl_get_dev(info);
-	if (!dev) {
-		ret = info->attrs[NBDWS_A_INDEX] ? -ENODEV : -EINVAL;
-		goto out;
-	}
+	dev = nbdws_nl_lock_dev(info);
+	if (IS_ERR(dev))
+		return PTR_ERR(dev);
 	/* A kept device goes away on the DISCONNECT after the first one. */
 	if (dev->state == NBDWS_DEV_DISCONNECTED) {
 		nbdws_dev_destroy(dev);
@@ -538,9 +571,8 @@ static int nbdws_nl_disconnect(struct sk_buff *skb, struct genl_info *info)
 		if (!(dev->client_flags & NBDWS_CF_KEEP_DEVICE))
 			nbdws_dev_destroy(dev);
 	}
-out:
-	mutex_unlock(&nbdws_cfg_mutex);
-	return ret;
+	nbdws_nl_unlock_dev(dev);
+	return 0;
 }
 
 /* Attributes that describe the export and cannot change on a live device. */
@@ -636,11 +668,10 @@ static int nbdws_nl_reconfigure(struct sk_buff *skb, struct genl_info *info)
 			return ret;
 	}
 
-	mutex_lock(&nbdws_cfg_mutex);
-	dev = nbdws_nl_get_dev(info);
-	if (!dev) {
-		ret = a[NBDWS_A_INDEX] ? -ENODEV : -EINVAL;
-		goto out;
+	dev = nbdws_nl_lock_dev(info);
+	if (IS_ERR(dev)) {
+		ret = PTR_ERR(dev);
+		goto out_put;
 	}
 	if (dev->state == NBDWS_DEV_DISCONNECTED || dev->disconnecting) {
 		NL_SET_ERR_MSG_ATTR(extack, a[NBDWS_A_INDEX],
@@ -698,14 +729,19 @@ static int nbdws_nl_reconfigure(struct sk_buff *skb, struct genl_info *info)
 		nbdws_event(dev, NBDWS_EVENT_RECONNECTED, conn->id,
 			    NBDWS_REASON_NONE);
 	}
-	if (new_nr > dev->nr_conns)
+	if (new_nr > dev->nr_conns) {
 		nbdws_dev_grow(dev, new_nr);
-	else if (i)
-		nbdws_release_held(dev);
+	} else {
+		if (i)
+			nbdws_release_held(dev);
+		/* An earlier RECONFIGURE may have found the queue busy. */
+		nbdws_dev_update_hw_queues(dev);
+	}
 	if (i)
 		kobject_uevent(&disk_to_dev(dev->disk)->kobj, KOBJ_CHANGE);
 out:
-	mutex_unlock(&nbdws_cfg_mutex);
+	nbdws_nl_unlock_dev(dev);
+out_put:
 	nbdws_nl_put_conns(nc, n);
 	return ret;
 }
@@ -793,25 +829,23 @@ static int nbdws_nl_status(struct sk_buff *skb, struct genl_info *info)
 	reply = genlmsg_new(NBDWS_NL_DEV_SIZE, GFP_KERNEL);
 	if (!reply)
 		return -ENOMEM;
-	mutex_lock(&nbdws_cfg_mutex);
-	dev = nbdws_nl_get_dev(info);
-	if (!dev) {
-		ret = info->attrs[NBDWS_A_INDEX] ? -ENODEV : -EINVAL;
-		goto err;
+	dev = nbdws_nl_lock_dev(info);
+	if (IS_ERR(dev)) {
+		nlmsg_free(reply);
+		return PTR_ERR(dev);
 	}
 	ret = -EMSGSIZE;
 	hdr = genlmsg_put_reply(reply, info, &nbdws_genl_family, 0,
 				NBDWS_CMD_STATUS);
-	if (!hdr || nbdws_nl_put_dev(reply, dev))
-		goto err;
-	mutex_unlock(&nbdws_cfg_mutex);
+	if (hdr && !nbdws_nl_put_dev(reply, dev))
+		ret = 0;
+	nbdws_nl_unlock_dev(dev);
+	if (ret) {
+		nlmsg_free(reply);
+		return ret;
+	}
 	genlmsg_end(reply, hdr);
 	return genlmsg_reply(reply, info);
-
-err:
-	mutex_unlock(&nbdws_cfg_mutex);
-	nlmsg_free(reply);
-	return ret;
 }
 
 static int nbdws_nl_status_dump(struct sk_buff *skb,
@@ -820,22 +854,29 @@ static int nbdws_nl_status_dump(struct sk_buff *skb,
 	int index = cb->args[0];
 	struct nbdws_dev *dev;
 
-	mutex_lock(&nbdws_cfg_mutex);
-	while ((dev = nbdws_dev_next(&index))) {
-		void *hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid,
-					cb->nlh->nlmsg_seq, &nbdws_genl_family,
-					NLM_F_MULTI, NBDWS_CMD_STATUS);
+	while ((dev = nbdws_dev_get_next(&index))) {
+		void *hdr = NULL;
+		bool full = false;
 
-		if (!hdr)
-			break;
-		if (nbdws_nl_put_dev(skb, dev)) {
-			genlmsg_cancel(skb, hdr);
-			break;
+		mutex_lock(&dev->lock);
+		if (!dev->gone) {
+			hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid,
+					  cb->nlh->nlmsg_seq,
+					  &nbdws_genl_family, NLM_F_MULTI,
+					  NBDWS_CMD_STATUS);
+			full = !hdr;
 		}
-		genlmsg_end(skb, hdr);
+		if (hdr && nbdws_nl_put_dev(skb, dev)) {
+			genlmsg_cancel(skb, hdr);
+			full = true;
+		} else if (hdr) {
+			genlmsg_end(skb, hdr);
+		}
+		nbdws_nl_unlock_dev(dev);
+		if (full)
+			break;
 		index++;
 	}
-	mutex_unlock(&nbdws_cfg_mutex);
 	cb->args[0] = index;
 	return skb->len;
 }
@@ -926,6 +967,7 @@ static struct genl_family nbdws_genl_family = {
 	.version	= NBDWS_GENL_VERSION,
 	.maxattr	= NBDWS_A_MAX,
 	.netnsok	= false,
+	.parallel_ops	= true,
 	.module		= THIS_MODULE,
 	.ops		= nbdws_genl_ops,
 	.n_ops		= ARRAY_SIZE(nbdws_genl_ops),

@@ -8,7 +8,6 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/module.h>
-#include <linux/mutex.h>
 #include <linux/workqueue.h>
 
 #include "nbdws.h"
@@ -19,9 +18,6 @@
  * (WQ_MEM_RECLAIM), and latency matters more than fairness (WQ_HIGHPRI).
  */
 struct workqueue_struct *nbdws_wq;
-
-/* Serialises configuration: netlink commands and module unload. */
-DEFINE_MUTEX(nbdws_cfg_mutex);
 
 static int __init nbdws_init(void)
 {
@@ -51,9 +47,12 @@ err_wq:
 
 static void __exit nbdws_exit(void)
 {
-	/* No new commands first, then no devices. */
-	nbdws_genl_exit();
+	/*
+	 * Devices first, while their events still have a family to go out
+	 * through; CONNECT creates no new one meanwhile.
+	 */
 	nbdws_dev_remove_all();
+	nbdws_genl_exit();
 	nbdws_debugfs_exit();
 	nbdws_dev_exit();
 	destroy_workqueue(nbdws_wq);

@@ -14,6 +14,7 @@
 
 #include <linux/atomic.h>
 #include <linux/blk-mq.h>
+#include <linux/kref.h>
 #include <linux/mutex.h>
 #include <linux/net.h>
 #include <linux/rwsem.h>
@@ -168,6 +169,10 @@ struct nbdws_conn {
 
 struct nbdws_dev {
 	int index;
+	/* Taken by every configuration command on the device (see dev.c). */
+	struct mutex lock;
+	struct kref ref;
+	bool gone;			/* removed; under lock */
 	struct blk_mq_tag_set tag_set;
 	struct gendisk *disk;
 	bool disk_added;
@@ -185,7 +190,7 @@ struct nbdws_dev {
 	struct rw_semaphore tags_rwsem;
 	bool rx_paused;			/* no receiving in softirq, see rx.c */
 
-	/* Configuration, changed only under nbdws_cfg_mutex. */
+	/* Configuration, changed only under lock. */
 	u64 size;
 	u32 block_size;
 	u32 block_pref;
@@ -224,9 +229,8 @@ static inline struct nbdws_req *nbdws_rq_cmd(struct request *rq)
 
 /* Module-wide state (main.c). */
 extern struct workqueue_struct *nbdws_wq;
-extern struct mutex nbdws_cfg_mutex;
 
-/* dev.c: device life cycle. Callers hold nbdws_cfg_mutex. */
+/* dev.c: device life cycle. Callers hold the device's lock. */
 struct nbdws_dev_config {
 	u64 size;
 	u32 block_size;
@@ -251,10 +255,12 @@ void nbdws_dev_restart(struct nbdws_dev *dev);
 void nbdws_dev_reuse_abort(struct nbdws_dev *dev);
 void nbdws_dev_disconnect(struct nbdws_dev *dev);
 void nbdws_dev_destroy(struct nbdws_dev *dev);
-struct nbdws_dev *nbdws_dev_find(int index);
-struct nbdws_dev *nbdws_dev_next(int *index);
+struct nbdws_dev *nbdws_dev_get(int index);
+struct nbdws_dev *nbdws_dev_get_next(int *index);
+void nbdws_dev_put(struct nbdws_dev *dev);
 void nbdws_dev_set_timeout(struct nbdws_dev *dev, u32 timeout_ms);
 void nbdws_dev_grow(struct nbdws_dev *dev, unsigned int nr_conns);
+void nbdws_dev_update_hw_queues(struct nbdws_dev *dev);
 void nbdws_dev_remove_all(void);
 int nbdws_dev_init(void);
 void nbdws_dev_exit(void);
@@ -285,7 +291,7 @@ int nbdws_conn_attach(struct nbdws_conn *conn,
 void nbdws_conn_mark_dead(struct nbdws_conn *conn, u32 reason);
 void nbdws_conn_quiesce(struct nbdws_conn *conn);
 void nbdws_conn_release_sock(struct nbdws_conn *conn);
-void nbdws_conn_send_disc(struct nbdws_conn *conn);
+void nbdws_conn_disconnect(struct nbdws_conn *conn);
 void nbdws_dead_timeout_work(struct work_struct *work);
 
 /*
