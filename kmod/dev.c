@@ -95,6 +95,10 @@ static void nbdws_fill_limits(const struct nbdws_dev *dev,
 {
 	u32 sf = dev->server_flags;
 
+	/* A read-only device offers nothing that writes (see map_op). */
+	if (dev->client_flags & NBDWS_CF_READ_ONLY || sf & NBDP_FLAG_READ_ONLY)
+		sf &= ~(NBDP_FLAG_SEND_TRIM | NBDP_FLAG_SEND_WRITE_ZEROES);
+
 	memset(l, 0, sizeof(*l));
 	l->logical_block_size = dev->block_size;
 	l->physical_block_size = max(dev->block_pref, dev->block_size);

@@ -25,14 +25,15 @@ static blk_status_t nbdws_map_op(struct nbdws_dev *dev, struct request *rq,
 	u32 sf = dev->server_flags;
 
 	*flags = 0;
+	/* Read-only: nothing that changes the export goes out. */
+	if (op_is_write(req_op(rq)) &&
+	    (dev->client_flags & NBDWS_CF_READ_ONLY || sf & NBDP_FLAG_READ_ONLY))
+		return BLK_STS_IOERR;
 	switch (req_op(rq)) {
 	case REQ_OP_READ:
 		*type = NBDP_CMD_READ;
 		return BLK_STS_OK;
 	case REQ_OP_WRITE:
-		if (dev->client_flags & NBDWS_CF_READ_ONLY ||
-		    sf & NBDP_FLAG_READ_ONLY)
-			return BLK_STS_IOERR;
 		*type = NBDP_CMD_WRITE;
 		if (rq->cmd_flags & REQ_FUA && sf & NBDP_FLAG_SEND_FUA)
 			*flags |= NBDP_CMD_FLAG_FUA;

@@ -379,26 +379,37 @@ TEST_F_TIMEOUT(dev, second_device_gets_another_index, 120)
  * and a non-rotational export gets no elevator while a rotational one
  * keeps the block layer's default (mq-deadline for one connection).
  */
+/*
+ * Queue limits follow the export; a read-only device, whether the server
+ * or the client says so, advertises neither discard nor write zeroes.
+ */
 TEST_F_TIMEOUT(reject, queue_follows_export, 120)
 {
 	static const struct {
-		uint32_t bs_min, bs_pref, flags;
+		uint32_t bs_min, bs_pref, flags, client_flags;
 		const char *lbs, *pbs, *rot, *ro, *sched;
 	} c[] = {
-		{ 512, 4096, 0, "512", "4096", "0", "0", "[none]" },
-		{ 4096, 16384, NBDP_FLAG_ROTATIONAL | NBDP_FLAG_READ_ONLY,
+		{ 512, 4096, 0, 0, "512", "4096", "0", "0", "[none]" },
+		{ 4096, 16384, NBDP_FLAG_ROTATIONAL | NBDP_FLAG_READ_ONLY, 0,
 		  "4096", "16384", "1", "1", "[mq-deadline]" },
+		{ 512, 4096, 0, NBDWS_CF_READ_ONLY,
+		  "512", "4096", "0", "1", "[none]" },
+	};
+	static const char *const wr_limits[] = {
+		"queue/discard_max_bytes", "queue/discard_max_hw_bytes",
+		"queue/write_zeroes_max_bytes",
 	};
 	struct nbdws_connect_args a;
 	char disk[32], text[256];
 	uint32_t index;
-	size_t i;
+	size_t i, k;
 
 	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		nbdws_connect_defaults(&a, IMG_SIZE);
 		a.bs_min = c[i].bs_min;
 		a.bs_pref = c[i].bs_pref;
 		a.server_flags |= c[i].flags;
+		a.client_flags = c[i].client_flags;
 		ASSERT_EQ(0, connect_served(&self->nl, &self->srv, &a, &index,
 					    disk, sizeof(disk)))
 			TH_LOG("CONNECT: %s", self->nl.extack);
@@ -418,6 +429,18 @@ TEST_F_TIMEOUT(reject, queue_follows_export, 120)
 			TH_LOG("scheduler: %s", text);
 		ASSERT_EQ(0, tu_disk_attr(disk, "ro", text, sizeof(text)));
 		EXPECT_STREQ(c[i].ro, text);
+		/* TRIM and WRITE_ZEROES are offered by the server each time. */
+		for (k = 0; k < sizeof(wr_limits) / sizeof(wr_limits[0]); k++) {
+			ASSERT_EQ(0, tu_disk_attr(disk, wr_limits[k], text,
+						  sizeof(text)));
+			if (!strcmp(c[i].ro, "1")) {
+				EXPECT_STREQ("0", text)
+					TH_LOG("case %zu: %s", i, wr_limits[k]);
+			} else {
+				EXPECT_STRNE("0", text)
+					TH_LOG("case %zu: %s", i, wr_limits[k]);
+			}
+		}
 		ASSERT_EQ(0, nbdws_teardown_dev(&self->nl, index));
 	}
 }
