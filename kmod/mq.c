@@ -72,7 +72,11 @@ static bool nbdws_conn_enqueue(struct nbdws_conn *conn, struct request *rq)
 		return false;
 	}
 	WRITE_ONCE(cmd->conn, conn);
-	atomic_set(&cmd->state, NBDWS_CMD_INFLIGHT);
+	/*
+	 * Publishes cmd->conn and the cookie: a reply may be parsed before
+	 * the sender is done, without send_lock (nbdws_rx_lookup()).
+	 */
+	atomic_set_release(&cmd->state, NBDWS_CMD_INFLIGHT);
 	list_add_tail(&cmd->node, &conn->send_list);
 	spin_unlock_bh(&conn->send_lock);
 
