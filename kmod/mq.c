@@ -207,9 +207,30 @@ out:
 	return status;
 }
 
+/*
+ * The block status for the server's error. A peer must not pick
+ * block-layer statuses (BLK_STS_RESOURCE for NBD_ENOMEM would read as our
+ * own memory shortage, EOVERFLOW maps to a zoned-device status): only
+ * "no space" and "not supported" mean the same to the block layer as to
+ * the server, everything else is an I/O error.
+ */
+static blk_status_t nbdws_reply_status(int error)
+{
+	switch (error) {
+	case 0:
+		return BLK_STS_OK;
+	case -ENOSPC:
+		return BLK_STS_NOSPC;
+	case -EOPNOTSUPP:
+		return BLK_STS_NOTSUPP;
+	default:
+		return BLK_STS_IOERR;
+	}
+}
+
 static void nbdws_complete_rq(struct request *rq)
 {
-	blk_mq_end_request(rq, errno_to_blk_status(nbdws_rq_cmd(rq)->error));
+	blk_mq_end_request(rq, nbdws_reply_status(nbdws_rq_cmd(rq)->error));
 }
 
 /* Called by whichever of send and receive finishes last with @rq. */
