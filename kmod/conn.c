@@ -362,15 +362,10 @@ void nbdws_dead_timeout_work(struct work_struct *work)
 	struct nbdws_dev *dev = container_of(to_delayed_work(work),
 					     struct nbdws_dev,
 					     dead_timeout_work);
-	bool expired;
 
-	spin_lock_bh(&dev->held_lock);
-	expired = dev->state == NBDWS_DEV_DEAD_WAIT && !atomic_read(&dev->live);
-	spin_unlock_bh(&dev->held_lock);
-	if (!expired)
+	if (!nbdws_fail_held_expired(dev))
 		return;
 	dev_warn(disk_to_dev(dev->disk),
 		 "no connection came back in time: failing requests\n");
-	nbdws_fail_held(dev);
 	nbdws_event(dev, NBDWS_EVENT_DEAD_TIMEOUT, -1, NBDWS_REASON_NONE);
 }

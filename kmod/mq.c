@@ -322,22 +322,51 @@ void nbdws_release_held(struct nbdws_dev *dev)
 	blk_mq_kick_requeue_list(dev->disk->queue);
 }
 
-/* Nothing came back in time (or the device goes away): fail what waits. */
-void nbdws_fail_held(struct nbdws_dev *dev)
+static void nbdws_end_held(struct list_head *list)
 {
 	struct nbdws_req *cmd, *tmp;
+
+	list_for_each_entry_safe(cmd, tmp, list, node) {
+		list_del_init(&cmd->node);
+		atomic_set(&cmd->state, 0);
+		blk_mq_end_request(blk_mq_rq_from_pdu(cmd), BLK_STS_IOERR);
+	}
+}
+
+/* The device goes away: fail what waits, and whatever comes later. */
+void nbdws_fail_held(struct nbdws_dev *dev)
+{
 	LIST_HEAD(list);
 
 	spin_lock_bh(&dev->held_lock);
 	dev->failing = true;
 	list_splice_init(&dev->held, &list);
 	spin_unlock_bh(&dev->held_lock);
+	nbdws_end_held(&list);
+}
 
-	list_for_each_entry_safe(cmd, tmp, &list, node) {
-		list_del_init(&cmd->node);
-		atomic_set(&cmd->state, 0);
-		blk_mq_end_request(blk_mq_rq_from_pdu(cmd), BLK_STS_IOERR);
+/*
+ * The dead-connection timeout expired: unless a connection came back,
+ * fail what waits and whatever comes until one does. Checked and done in
+ * one held_lock section, so a RECONFIGURE that brings a connection back
+ * meanwhile (raising live, then releasing the held list under the same
+ * lock) either comes first and wins, or finds the device failing and
+ * ends that. Returns whether it failed the device.
+ */
+bool nbdws_fail_held_expired(struct nbdws_dev *dev)
+{
+	LIST_HEAD(list);
+	bool expired;
+
+	spin_lock_bh(&dev->held_lock);
+	expired = dev->state == NBDWS_DEV_DEAD_WAIT && !atomic_read(&dev->live);
+	if (expired) {
+		dev->failing = true;
+		list_splice_init(&dev->held, &list);
 	}
+	spin_unlock_bh(&dev->held_lock);
+	nbdws_end_held(&list);
+	return expired;
 }
 
 struct nbdws_requeue_ctx {

@@ -270,6 +270,7 @@ extern const struct blk_mq_ops nbdws_mq_ops;
 void nbdws_cmd_complete(struct request *rq);
 void nbdws_release_held(struct nbdws_dev *dev);
 void nbdws_fail_held(struct nbdws_dev *dev);
+bool nbdws_fail_held_expired(struct nbdws_dev *dev);
 void nbdws_requeue_conn(struct nbdws_conn *conn);
 
 /* conn.c: connection life cycle. */
