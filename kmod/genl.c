@@ -241,6 +241,12 @@ static int nbdws_nl_parse_config(struct genl_info *info,
 	}
 	cfg->block_pref = max(cfg->block_size,
 			      nbdws_nl_u32(info, NBDWS_A_BLOCK_SIZE_PREF, 0));
+	/* Physical block size and io_opt: no larger than a request. */
+	if (cfg->block_pref > NBDWS_MAX_REQ_LIMIT) {
+		NL_SET_ERR_MSG_ATTR(extack, a[NBDWS_A_BLOCK_SIZE_PREF],
+				    "preferred block size above 32 MiB");
+		return -ERANGE;
+	}
 	cfg->block_max = nbdws_nl_u32(info, NBDWS_A_BLOCK_SIZE_MAX, 0);
 	max_payload = cfg->block_max ? cfg->block_max : NBDWS_MAX_REQ_LIMIT;
 	if (max_payload < PAGE_SIZE || max_payload < cfg->block_size) {

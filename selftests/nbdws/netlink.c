@@ -815,6 +815,19 @@ TEST_F_TIMEOUT(reject, connect_block_size_not_power_of_two, 60)
 	ASSERT_REJECTED(send_connect(self, &a, NULL), self, EINVAL);
 }
 
+/* A preferred block size beyond the largest request: ERANGE. */
+TEST_F_TIMEOUT(reject, connect_block_size_pref_too_big, 60)
+{
+	struct nbdws_connect_args a;
+	int fd = served_fd(&self->srv);
+
+	ASSERT_LE(0, fd);
+	args_one_fd(&a, fd);
+	a.bs_pref = 64U << 20;
+	ASSERT_REJECTED(send_connect(self, &a, NULL), self, ERANGE);
+	close(fd);
+}
+
 TEST_F_TIMEOUT(reject, connect_queue_depth_too_big, 60)
 {
 	struct nbdws_connect_args a;
