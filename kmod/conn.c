@@ -160,25 +160,82 @@ void nbdws_conn_free(struct nbdws_conn *conn)
 }
 
 /*
- * Give the (dead, quiesced, socketless) slot @conn the socket in @p and
- * make it alive. On success the slot owns the socket reference.
+ * Claim @sk for @conn: sk_user_data says who drives a socket, and commands
+ * run in parallel, so two of them handed the same socket must not both
+ * get it. Checked and set under sk_callback_lock; the lookup's check
+ * only gives the early, friendlier error.
  */
-int nbdws_conn_attach(struct nbdws_conn *conn,
+static int nbdws_sock_claim(struct sock *sk, struct nbdws_conn *conn)
+{
+	int ret = 0;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	if (sk->sk_user_data)
+		ret = -EBUSY;
+	else
+		sk->sk_user_data = conn;
+	write_unlock_bh(&sk->sk_callback_lock);
+	return ret;
+}
+
+static void nbdws_sock_unclaim(struct sock *sk)
+{
+	write_lock_bh(&sk->sk_callback_lock);
+	sk->sk_user_data = NULL;
+	write_unlock_bh(&sk->sk_callback_lock);
+}
+
+/*
+ * First half of giving the (dead, quiesced, socketless) slot @conn the
+ * socket in @p: everything that can fail, so that RECONFIGURE can prepare
+ * all its connections before it changes anything. Undone by
+ * nbdws_conn_unprepare(); nbdws_conn_start() completes it.
+ */
+int nbdws_conn_prepare(struct nbdws_conn *conn,
+		       const struct nbdws_conn_params *p)
+{
+	struct sock *sk = p->sock->sk;
+	int ret;
+
+	ret = nbdws_sock_claim(sk, conn);
+	if (ret)
+		return ret;
+	ret = nbdws_ws_attach(conn, p->transport, p->ping_ms);
+	if (ret)
+		goto unclaim;
+	if (p->preread_len) {
+		conn->preread = kmemdup(p->preread, p->preread_len, GFP_KERNEL);
+		if (!conn->preread) {
+			ret = -ENOMEM;
+			goto unclaim;
+		}
+	}
+	return 0;
+
+unclaim:
+	nbdws_sock_unclaim(sk);
+	return ret;
+}
+
+void nbdws_conn_unprepare(struct nbdws_conn *conn,
+			  const struct nbdws_conn_params *p)
+{
+	kfree(conn->preread);
+	conn->preread = NULL;
+	nbdws_sock_unclaim(p->sock->sk);
+}
+
+/*
+ * Second half: make the prepared slot alive on its socket; cannot fail.
+ * The slot owns the socket reference from here on.
+ */
+void nbdws_conn_start(struct nbdws_conn *conn,
 		      const struct nbdws_conn_params *p)
 {
 	struct nbdws_dev *dev = conn->dev;
 	struct socket *sock = p->sock;
 	struct sock *sk = sock->sk;
-	int ret;
 
-	ret = nbdws_ws_attach(conn, p->transport, p->ping_ms);
-	if (ret)
-		return ret;
-	if (p->preread_len) {
-		conn->preread = kmemdup(p->preread, p->preread_len, GFP_KERNEL);
-		if (!conn->preread)
-			return -ENOMEM;
-	}
 	conn->preread_len = p->preread_len;
 	conn->preread_off = 0;
 	conn->transport = p->transport;
@@ -198,7 +255,6 @@ int nbdws_conn_attach(struct nbdws_conn *conn,
 		tcp_sock_set_nodelay(sk);
 
 	write_lock_bh(&sk->sk_callback_lock);
-	sk->sk_user_data = conn;
 	conn->saved_data_ready = sk->sk_data_ready;
 	conn->saved_state_change = sk->sk_state_change;
 	conn->saved_write_space = sk->sk_write_space;
@@ -217,7 +273,17 @@ int nbdws_conn_attach(struct nbdws_conn *conn,
 
 	/* Data (or EOF) may have arrived before the callbacks were set. */
 	queue_work(nbdws_wq, &conn->rx_work);
-	return 0;
+}
+
+/* Both halves at once; on success the slot owns the socket reference. */
+int nbdws_conn_attach(struct nbdws_conn *conn,
+		      const struct nbdws_conn_params *p)
+{
+	int ret = nbdws_conn_prepare(conn, p);
+
+	if (!ret)
+		nbdws_conn_start(conn, p);
+	return ret;
 }
 
 /* Declare @conn dead; safe in any context, only the first call counts. */

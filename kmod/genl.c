@@ -700,16 +700,35 @@ static int nbdws_nl_reconfigure(struct sk_buff *skb, struct genl_info *info)
 	for (i = dev->nr_conns; i < new_nr; i++) {
 		dev->conns[i] = nbdws_conn_alloc(dev, i);
 		if (!dev->conns[i]) {
-			while (i-- > dev->nr_conns) {
-				nbdws_conn_free(dev->conns[i]);
-				dev->conns[i] = NULL;
-			}
 			ret = -ENOMEM;
-			goto out;
+			goto out_free;
 		}
 	}
 
-	/* Validated: from here on everything applies. */
+	/*
+	 * Everything that can fail for a connection first, for all of them
+	 * (a slot being replaced is dead: dropping its old socket changes
+	 * nothing anyone sees), so that nothing applies if one fails.
+	 */
+	for (i = 0; i < n; i++) {
+		struct nbdws_conn *conn = dev->conns[nc[i].slot];
+
+		if (nc[i].slot < dev->nr_conns) {
+			flush_work(&conn->dead_work);
+			nbdws_conn_release_sock(conn);
+		}
+		ret = nbdws_conn_prepare(conn, &nc[i].p);
+		if (ret) {
+			NL_SET_ERR_MSG_ATTR(extack, nc[i].attr,
+					    "cannot attach the socket");
+			while (i--)
+				nbdws_conn_unprepare(dev->conns[nc[i].slot],
+						     &nc[i].p);
+			goto out_free;
+		}
+	}
+
+	/* From here on everything applies. */
 	if (a[NBDWS_A_TIMEOUT_MS])
 		nbdws_dev_set_timeout(dev, nla_get_u32(a[NBDWS_A_TIMEOUT_MS]));
 	if (a[NBDWS_A_DEAD_TIMEOUT_MS])
@@ -717,20 +736,10 @@ static int nbdws_nl_reconfigure(struct sk_buff *skb, struct genl_info *info)
 			   nla_get_u32(a[NBDWS_A_DEAD_TIMEOUT_MS]));
 	for (i = 0; i < n; i++) {
 		struct nbdws_conn *conn = dev->conns[nc[i].slot];
-		bool replace = nc[i].slot < dev->nr_conns;
 
-		if (replace) {
-			flush_work(&conn->dead_work);
-			nbdws_conn_release_sock(conn);
-		}
-		ret = nbdws_conn_attach(conn, &nc[i].p);
-		if (ret) {
-			NL_SET_ERR_MSG_ATTR(extack, nc[i].attr,
-					    "cannot attach the socket");
-			break;
-		}
-		nc[i].p.sock = NULL;
-		if (replace)
+		nbdws_conn_start(conn, &nc[i].p);
+		nc[i].p.sock = NULL;	/* owned by the connection now */
+		if (nc[i].slot < dev->nr_conns)
 			nbdws_stat_add(conn, NBDWS_STAT_A_RECONNECTS, 1);
 		nbdws_event(dev, NBDWS_EVENT_RECONNECTED, conn->id,
 			    NBDWS_REASON_NONE);
@@ -745,6 +754,14 @@ static int nbdws_nl_reconfigure(struct sk_buff *skb, struct genl_info *info)
 	}
 	if (i)
 		kobject_uevent(&disk_to_dev(dev->disk)->kobj, KOBJ_CHANGE);
+	goto out;
+
+out_free:
+	/* New slots were never published (nr_conns): just free them. */
+	for (i = dev->nr_conns; i < new_nr; i++) {
+		nbdws_conn_free(dev->conns[i]);
+		dev->conns[i] = NULL;
+	}
 out:
 	nbdws_nl_unlock_dev(dev);
 out_put:

@@ -287,6 +287,12 @@ int nbdws_sock_lookup(int fd, struct socket **sockp,
 		      const struct nlattr *attr);
 struct nbdws_conn *nbdws_conn_alloc(struct nbdws_dev *dev, unsigned int id);
 void nbdws_conn_free(struct nbdws_conn *conn);
+int nbdws_conn_prepare(struct nbdws_conn *conn,
+		       const struct nbdws_conn_params *p);
+void nbdws_conn_unprepare(struct nbdws_conn *conn,
+			  const struct nbdws_conn_params *p);
+void nbdws_conn_start(struct nbdws_conn *conn,
+		      const struct nbdws_conn_params *p);
 int nbdws_conn_attach(struct nbdws_conn *conn,
 		      const struct nbdws_conn_params *p);
 void nbdws_conn_mark_dead(struct nbdws_conn *conn, u32 reason);

@@ -8,6 +8,7 @@
  * correctly here), so these tests need no external program.
  */
 #include <grp.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
 
@@ -969,6 +970,90 @@ TEST_F_TIMEOUT(dev, connect_fd_already_in_use, 120)
 	EXPECT_TRUE(self->nl.has_extack);
 	close(a.fds[0]);
 	ASSERT_EQ(0, nbdws_teardown_dev(&self->nl, idx2));
+}
+
+/* Two CONNECTs racing with one socket, released together (a pipe). */
+struct race_arg {
+	struct nbdws_connect_args a;
+	int go, go_w;		/* pipe: EOF on go means go */
+	int ret[2];		/* each child's result (shared memory) */
+	uint32_t index[2];
+};
+
+struct race_child_arg {
+	struct race_arg *r;
+	int who;
+};
+
+static int race_child(void *p)
+{
+	struct race_child_arg *c = p;
+	struct race_arg *r = c->r;
+	struct nl nl;
+	char b;
+
+	close(r->go_w);		/* or EOF never comes */
+	if (nl_open(&nl))
+		return 250;
+	if (read(r->go, &b, 1) < 0)
+		return 251;
+	r->ret[c->who] = nbdws_connect(&nl, &r->a, &r->index[c->who]);
+	nl_close(&nl);
+	return 0;
+}
+
+/*
+ * Commands run in parallel: two CONNECTs handed the same socket at the
+ * same moment must not both attach it. Exactly one wins, the other gets
+ * EBUSY; repeated, since the window is narrow.
+ */
+TEST_F_TIMEOUT(reject, connect_same_fd_racing, 180)
+{
+	struct race_arg *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct race_child_arg ca[2] = { { r, 0 }, { r, 1 } };
+	int round, k, res, p[2], fd;
+	pid_t pid[2];
+
+	ASSERT_NE(MAP_FAILED, r);
+	for (round = 0; round < 10; round++) {
+		int won = 0;
+
+		fd = served_fd(&self->srv);
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(0, pipe(p));
+		memset(r, 0, sizeof(*r));
+		args_one_fd(&r->a, fd);
+		r->go = p[0];
+		r->go_w = p[1];
+		for (k = 0; k < 2; k++) {
+			r->ret[k] = 1;
+			pid[k] = tu_child_start(race_child, &ca[k]);
+			ASSERT_LT(0, pid[k]);
+		}
+		/* Both are waiting on the pipe (or about to): go. */
+		tu_msleep(100);
+		close(p[1]);
+		for (k = 0; k < 2; k++) {
+			ASSERT_EQ(0, tu_child_wait(pid[k], 30000, &res));
+			ASSERT_EQ(0, res);
+		}
+		close(p[0]);
+		close(fd);
+		for (k = 0; k < 2; k++) {
+			if (!r->ret[k]) {
+				won++;
+				nbdws_teardown_dev(&self->nl, r->index[k]);
+			} else {
+				EXPECT_EQ(-EBUSY, r->ret[k])
+					TH_LOG("round %d: %s", round,
+					       strerror(-r->ret[k]));
+			}
+		}
+		ASSERT_EQ(1, won) TH_LOG("round %d: %d CONNECTs got the socket",
+					 round, won);
+	}
+	munmap(r, sizeof(*r));
 }
 
 /* ---- device indexes ------------------------------------------------------ */
