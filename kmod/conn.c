@@ -249,6 +249,10 @@ void nbdws_conn_start(struct nbdws_conn *conn,
 	atomic64_set(&conn->stats[NBDWS_STAT_A_INFLIGHT], 0);
 
 	/* The socket now carries block I/O: no allocation may recurse. */
+	conn->saved_allocation = sk->sk_allocation;
+	conn->saved_task_frag = nbdws_sock_task_frag(sk);
+	conn->saved_nodelay = !nbdws_sock_is_tcp(sk) ||
+			      tcp_sk(sk)->nonagle & TCP_NAGLE_OFF;
 	sk->sk_allocation = GFP_NOIO;
 	nbdws_sock_no_task_frag(sk);
 	if (nbdws_sock_is_tcp(sk))
@@ -314,6 +318,13 @@ void nbdws_conn_quiesce(struct nbdws_conn *conn)
 	sk->sk_write_space = conn->saved_write_space;
 	write_unlock_bh(&sk->sk_callback_lock);
 	kernel_sock_shutdown(conn->sock, SHUT_RDWR);
+	/* Userspace still has the socket: give it back as it came. */
+	lock_sock(sk);
+	sk->sk_allocation = conn->saved_allocation;
+	nbdws_sock_set_task_frag(sk, conn->saved_task_frag);
+	if (!conn->saved_nodelay)
+		tcp_sk(sk)->nonagle &= ~TCP_NAGLE_OFF;
+	release_sock(sk);
 
 	nbdws_ws_stop(conn);
 	cancel_work_sync(&conn->rx_work);

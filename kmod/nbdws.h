@@ -139,6 +139,10 @@ struct nbdws_conn {
 	void (*saved_data_ready)(struct sock *sk);
 	void (*saved_state_change)(struct sock *sk);
 	void (*saved_write_space)(struct sock *sk);
+	/* Socket settings changed for block I/O, given back as they were. */
+	gfp_t saved_allocation;
+	bool saved_task_frag;
+	bool saved_nodelay;
 
 	/* Send side: queue_rq appends; whoever holds tx_mutex drains. */
 	spinlock_t send_lock;

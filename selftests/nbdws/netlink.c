@@ -8,6 +8,7 @@
  * correctly here), so these tests need no external program.
  */
 #include <grp.h>
+#include <netinet/tcp.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
@@ -970,6 +971,32 @@ TEST_F_TIMEOUT(dev, connect_fd_already_in_use, 120)
 	EXPECT_TRUE(self->nl.has_extack);
 	close(a.fds[0]);
 	ASSERT_EQ(0, nbdws_teardown_dev(&self->nl, idx2));
+}
+
+/*
+ * The socket is given back as it came: the kernel turns Nagle off while
+ * it carries block I/O, and on again (as the caller had it) afterwards.
+ */
+TEST_F_TIMEOUT(reject, socket_settings_given_back, 120)
+{
+	struct nbdws_connect_args a;
+	socklen_t len = sizeof(int);
+	uint32_t index;
+	int fd, on = -1;
+
+	fd = served_fd(&self->srv);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len));
+	ASSERT_EQ(0, on);
+	args_one_fd(&a, fd);
+	ASSERT_EQ(0, nbdws_connect(&self->nl, &a, &index))
+		TH_LOG("CONNECT: %s", self->nl.extack);
+	ASSERT_EQ(0, getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len));
+	EXPECT_NE(0, on) TH_LOG("Nagle still on while the kernel sends");
+	ASSERT_EQ(0, nbdws_teardown_dev(&self->nl, index));
+	ASSERT_EQ(0, getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len));
+	EXPECT_EQ(0, on) TH_LOG("TCP_NODELAY not given back");
+	close(fd);
 }
 
 /* Two CONNECTs racing with one socket, released together (a pipe). */
