@@ -225,7 +225,6 @@ struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg,
 	 */
 	if (!(dev->server_flags & NBDP_FLAG_ROTATIONAL))
 		set->flags |= BLK_MQ_F_NO_SCHED_BY_DEFAULT;
-	set->driver_data = dev;
 	set->timeout = dev->timeout_ms ? msecs_to_jiffies(dev->timeout_ms) :
 		       NBDWS_NO_TIMEOUT_JIFFIES;
 	ret = blk_mq_alloc_tag_set(set);
@@ -573,11 +572,6 @@ void nbdws_dev_remove_all(void)
 		nbdws_dev_put(dev);
 		index = 0;
 	}
-}
-
-int nbdws_dev_init(void)
-{
-	return 0;
 }
 
 void nbdws_dev_exit(void)

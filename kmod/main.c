@@ -26,9 +26,6 @@ static int __init nbdws_init(void)
 	nbdws_wq = alloc_workqueue("nbdws", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0);
 	if (!nbdws_wq)
 		return -ENOMEM;
-	ret = nbdws_dev_init();
-	if (ret)
-		goto err_wq;
 	nbdws_debugfs_init();
 	ret = nbdws_genl_init();
 	if (ret) {
@@ -40,7 +37,6 @@ static int __init nbdws_init(void)
 err_debugfs:
 	nbdws_debugfs_exit();
 	nbdws_dev_exit();
-err_wq:
 	destroy_workqueue(nbdws_wq);
 	return ret;
 }

@@ -270,15 +270,6 @@ static enum blk_eh_timer_return nbdws_timeout(struct request *rq)
 	return BLK_EH_RESET_TIMER;
 }
 
-static int nbdws_init_hctx(struct blk_mq_hw_ctx *hctx, void *data,
-			   unsigned int index)
-{
-	struct nbdws_dev *dev = data;
-
-	hctx->driver_data = dev->conns[index];
-	return 0;
-}
-
 static int nbdws_init_request(struct blk_mq_tag_set *set, struct request *rq,
 			      unsigned int hctx_idx, unsigned int numa_node)
 {
@@ -294,7 +285,6 @@ const struct blk_mq_ops nbdws_mq_ops = {
 	.commit_rqs	= nbdws_commit_rqs,
 	.complete	= nbdws_complete_rq,
 	.timeout	= nbdws_timeout,
-	.init_hctx	= nbdws_init_hctx,
 	.init_request	= nbdws_init_request,
 };
 

@@ -266,7 +266,6 @@ void nbdws_dev_set_timeout(struct nbdws_dev *dev, u32 timeout_ms);
 void nbdws_dev_grow(struct nbdws_dev *dev, unsigned int nr_conns);
 void nbdws_dev_update_hw_queues(struct nbdws_dev *dev);
 void nbdws_dev_remove_all(void);
-int nbdws_dev_init(void);
 void nbdws_dev_exit(void);
 
 /* mq.c: blk-mq operations and request hold/requeue. */
