@@ -65,6 +65,16 @@ static void nbdws_sk_write_space(struct sock *sk)
 		clear_bit(SOCK_NOSPACE, &sk->sk_socket->flags);
 		queue_work(nbdws_wq, &conn->tx_work);
 	}
+	/*
+	 * kTLS may hold a record it could not push when TCP's buffer was
+	 * full, although our send of it succeeded; its own write_space
+	 * pushes it. Without the chain the last request of a burst would
+	 * wait for the next request, or its timeout. (kTLS replaces only
+	 * data_ready besides, which we need not chain: recvmsg checks the
+	 * stream for complete records itself.)
+	 */
+	if (conn && conn->ktls)
+		conn->saved_write_space(sk);
 	read_unlock_bh(&sk->sk_callback_lock);
 }
 
