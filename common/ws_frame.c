@@ -190,7 +190,7 @@ static bool ws_finish_header(struct ws_dec *d)
 }
 
 /* RFC 3629 UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
-static bool ws_valid_utf8(const u8 *s, size_t len)
+bool ws_valid_utf8(const u8 *s, size_t len)
 {
 	size_t i = 0;
 
@@ -236,7 +236,7 @@ static bool ws_valid_utf8(const u8 *s, size_t len)
 }
 
 /* Close codes a peer may send (RFC 6455 7.4 and the IANA registry). */
-static bool ws_valid_close_code(u16 code)
+bool ws_valid_close_code(u16 code)
 {
 	if (code >= 1000 && code <= 1003)
 		return true;

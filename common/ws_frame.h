@@ -160,4 +160,13 @@ void ws_mask_copy(u8 *dst, const u8 *src, size_t len, const u8 key[4],
 /* Payload of a close frame carrying @code and no reason: returns 2. */
 size_t ws_close_payload(u8 out[2], u16 code);
 
+/*
+ * May a close frame carry @code (RFC 6455 7.4 and the IANA registry)? Not
+ * 1004-1006 and 1015, which are reserved or never sent, nor 1016-2999.
+ */
+bool ws_valid_close_code(u16 code);
+
+/* Is @s[0..@len) RFC 3629 UTF-8, as a close reason must be? */
+bool ws_valid_utf8(const u8 *s, size_t len);
+
 #endif /* _NBDWS_WS_FRAME_H */

@@ -175,6 +175,23 @@ static inline void nbdws_sock_no_task_frag(struct sock *sk)
 #endif
 }
 
+/* Whether @sk may use the task's page fragment, to restore it later. */
+static inline bool nbdws_sock_task_frag(const struct sock *sk)
+{
+#ifdef NBDWS_HAVE_SK_USE_TASK_FRAG
+	return sk->sk_use_task_frag;
+#else
+	return false;
+#endif
+}
+
+static inline void nbdws_sock_set_task_frag(struct sock *sk, bool on)
+{
+#ifdef NBDWS_HAVE_SK_USE_TASK_FRAG
+	sk->sk_use_task_frag = on;
+#endif
+}
+
 /* Give back what a page fragment cache still holds, and reset it. */
 static inline void nbdws_page_frag_cache_drain(struct page_frag_cache *nc)
 {

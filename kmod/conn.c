@@ -65,6 +65,16 @@ static void nbdws_sk_write_space(struct sock *sk)
 		clear_bit(SOCK_NOSPACE, &sk->sk_socket->flags);
 		queue_work(nbdws_wq, &conn->tx_work);
 	}
+	/*
+	 * kTLS may hold a record it could not push when TCP's buffer was
+	 * full, although our send of it succeeded; its own write_space
+	 * pushes it. Without the chain the last request of a burst would
+	 * wait for the next request, or its timeout. (kTLS replaces only
+	 * data_ready besides, which we need not chain: recvmsg checks the
+	 * stream for complete records itself.)
+	 */
+	if (conn && conn->ktls)
+		conn->saved_write_space(sk);
 	read_unlock_bh(&sk->sk_callback_lock);
 }
 
@@ -160,25 +170,82 @@ void nbdws_conn_free(struct nbdws_conn *conn)
 }
 
 /*
- * Give the (dead, quiesced, socketless) slot @conn the socket in @p and
- * make it alive. On success the slot owns the socket reference.
+ * Claim @sk for @conn: sk_user_data says who drives a socket, and commands
+ * run in parallel, so two of them handed the same socket must not both
+ * get it. Checked and set under sk_callback_lock; the lookup's check
+ * only gives the early, friendlier error.
  */
-int nbdws_conn_attach(struct nbdws_conn *conn,
+static int nbdws_sock_claim(struct sock *sk, struct nbdws_conn *conn)
+{
+	int ret = 0;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	if (sk->sk_user_data)
+		ret = -EBUSY;
+	else
+		sk->sk_user_data = conn;
+	write_unlock_bh(&sk->sk_callback_lock);
+	return ret;
+}
+
+static void nbdws_sock_unclaim(struct sock *sk)
+{
+	write_lock_bh(&sk->sk_callback_lock);
+	sk->sk_user_data = NULL;
+	write_unlock_bh(&sk->sk_callback_lock);
+}
+
+/*
+ * First half of giving the (dead, quiesced, socketless) slot @conn the
+ * socket in @p: everything that can fail, so that RECONFIGURE can prepare
+ * all its connections before it changes anything. Undone by
+ * nbdws_conn_unprepare(); nbdws_conn_start() completes it.
+ */
+int nbdws_conn_prepare(struct nbdws_conn *conn,
+		       const struct nbdws_conn_params *p)
+{
+	struct sock *sk = p->sock->sk;
+	int ret;
+
+	ret = nbdws_sock_claim(sk, conn);
+	if (ret)
+		return ret;
+	ret = nbdws_ws_attach(conn, p->transport, p->ping_ms);
+	if (ret)
+		goto unclaim;
+	if (p->preread_len) {
+		conn->preread = kmemdup(p->preread, p->preread_len, GFP_KERNEL);
+		if (!conn->preread) {
+			ret = -ENOMEM;
+			goto unclaim;
+		}
+	}
+	return 0;
+
+unclaim:
+	nbdws_sock_unclaim(sk);
+	return ret;
+}
+
+void nbdws_conn_unprepare(struct nbdws_conn *conn,
+			  const struct nbdws_conn_params *p)
+{
+	kfree(conn->preread);
+	conn->preread = NULL;
+	nbdws_sock_unclaim(p->sock->sk);
+}
+
+/*
+ * Second half: make the prepared slot alive on its socket; cannot fail.
+ * The slot owns the socket reference from here on.
+ */
+void nbdws_conn_start(struct nbdws_conn *conn,
 		      const struct nbdws_conn_params *p)
 {
 	struct nbdws_dev *dev = conn->dev;
 	struct socket *sock = p->sock;
 	struct sock *sk = sock->sk;
-	int ret;
 
-	ret = nbdws_ws_attach(conn, p->transport, p->ping_ms);
-	if (ret)
-		return ret;
-	if (p->preread_len) {
-		conn->preread = kmemdup(p->preread, p->preread_len, GFP_KERNEL);
-		if (!conn->preread)
-			return -ENOMEM;
-	}
 	conn->preread_len = p->preread_len;
 	conn->preread_off = 0;
 	conn->transport = p->transport;
@@ -192,13 +259,16 @@ int nbdws_conn_attach(struct nbdws_conn *conn,
 	atomic64_set(&conn->stats[NBDWS_STAT_A_INFLIGHT], 0);
 
 	/* The socket now carries block I/O: no allocation may recurse. */
+	conn->saved_allocation = sk->sk_allocation;
+	conn->saved_task_frag = nbdws_sock_task_frag(sk);
+	conn->saved_nodelay = !nbdws_sock_is_tcp(sk) ||
+			      tcp_sk(sk)->nonagle & TCP_NAGLE_OFF;
 	sk->sk_allocation = GFP_NOIO;
 	nbdws_sock_no_task_frag(sk);
 	if (nbdws_sock_is_tcp(sk))
 		tcp_sock_set_nodelay(sk);
 
 	write_lock_bh(&sk->sk_callback_lock);
-	sk->sk_user_data = conn;
 	conn->saved_data_ready = sk->sk_data_ready;
 	conn->saved_state_change = sk->sk_state_change;
 	conn->saved_write_space = sk->sk_write_space;
@@ -217,7 +287,17 @@ int nbdws_conn_attach(struct nbdws_conn *conn,
 
 	/* Data (or EOF) may have arrived before the callbacks were set. */
 	queue_work(nbdws_wq, &conn->rx_work);
-	return 0;
+}
+
+/* Both halves at once; on success the slot owns the socket reference. */
+int nbdws_conn_attach(struct nbdws_conn *conn,
+		      const struct nbdws_conn_params *p)
+{
+	int ret = nbdws_conn_prepare(conn, p);
+
+	if (!ret)
+		nbdws_conn_start(conn, p);
+	return ret;
 }
 
 /* Declare @conn dead; safe in any context, only the first call counts. */
@@ -248,6 +328,13 @@ void nbdws_conn_quiesce(struct nbdws_conn *conn)
 	sk->sk_write_space = conn->saved_write_space;
 	write_unlock_bh(&sk->sk_callback_lock);
 	kernel_sock_shutdown(conn->sock, SHUT_RDWR);
+	/* Userspace still has the socket: give it back as it came. */
+	lock_sock(sk);
+	sk->sk_allocation = conn->saved_allocation;
+	nbdws_sock_set_task_frag(sk, conn->saved_task_frag);
+	if (!conn->saved_nodelay)
+		tcp_sk(sk)->nonagle &= ~TCP_NAGLE_OFF;
+	release_sock(sk);
 
 	nbdws_ws_stop(conn);
 	cancel_work_sync(&conn->rx_work);
@@ -282,24 +369,32 @@ void nbdws_conn_release_sock(struct nbdws_conn *conn)
 	nbdws_ws_release(conn);
 }
 
-/* Polite goodbye on a live, idle connection; best effort, never blocks. */
-void nbdws_conn_send_disc(struct nbdws_conn *conn)
+/*
+ * DISCONNECT: end @conn with a polite NBD_CMD_DISC if it is alive and
+ * idle (best effort, never blocks). It is declared dead under tx_mutex
+ * first, so no request can follow the DISC: a sender that gets tx_mutex
+ * afterwards sees the connection dead, and what it had not sent is
+ * requeued by the teardown.
+ */
+void nbdws_conn_disconnect(struct nbdws_conn *conn)
 {
 	struct nbd_wire_request w = { .type = NBDP_CMD_DISC };
 	u8 hdr[NBDP_REQUEST_SIZE];
 	u8 frame[WS_MAX_HEADER + NBDP_REQUEST_SIZE];
 	struct kvec kv = { .iov_base = hdr, .iov_len = sizeof(hdr) };
 	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL };
+	bool alive;
 
 	nbd_wire_encode_request(hdr, &w);
 	mutex_lock(&conn->tx_mutex);
+	alive = !nbdws_conn_dead(conn);
+	nbdws_conn_mark_dead(conn, NBDWS_REASON_USER);
 	if (conn->ws.on) {
 		kv.iov_base = frame;
 		kv.iov_len = nbdws_ws_small_frame(conn, frame, WS_OP_BINARY,
 						  hdr, sizeof(hdr));
 	}
-	if (!nbdws_conn_dead(conn) && !conn->tx_cur &&
-	    conn->ws.ctl_off == conn->ws.ctl_len)
+	if (alive && !conn->tx_cur && conn->ws.ctl_off == conn->ws.ctl_len)
 		kernel_sendmsg(conn->sock, &msg, &kv, 1, kv.iov_len);
 	mutex_unlock(&conn->tx_mutex);
 }
@@ -354,15 +449,10 @@ void nbdws_dead_timeout_work(struct work_struct *work)
 	struct nbdws_dev *dev = container_of(to_delayed_work(work),
 					     struct nbdws_dev,
 					     dead_timeout_work);
-	bool expired;
 
-	spin_lock_bh(&dev->held_lock);
-	expired = dev->state == NBDWS_DEV_DEAD_WAIT && !atomic_read(&dev->live);
-	spin_unlock_bh(&dev->held_lock);
-	if (!expired)
+	if (!nbdws_fail_held_expired(dev))
 		return;
 	dev_warn(disk_to_dev(dev->disk),
 		 "no connection came back in time: failing requests\n");
-	nbdws_fail_held(dev);
 	nbdws_event(dev, NBDWS_EVENT_DEAD_TIMEOUT, -1, NBDWS_REASON_NONE);
 }

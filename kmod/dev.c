@@ -3,11 +3,18 @@
  * nbdws: device life cycle.
  *
  * A device is created by CONNECT with its connections attached before the
- * disk is added (the partition scan already needs them), and removed by
- * DISCONNECT or module unload. Indexes come from an IDR (the lowest free
- * one, or the one CONNECT asked for); a kept device can be connected to a
- * new export at its index again. Everything here runs under
- * nbdws_cfg_mutex.
+ * disk is added, and removed by DISCONNECT or module unload. Indexes come
+ * from an IDR (the lowest free one, or the one CONNECT asked for); a kept
+ * device can be connected to a new export at its index again.
+ *
+ * Locking: nbdws_idr_lock guards the IDR only and is never held for long.
+ * Each device has its own mutex, taken by every configuration command on
+ * it, and a reference count that keeps its memory while a command waits
+ * for that mutex; a device removed meanwhile is marked gone. No command
+ * waits for a server under either lock: the disk is added without a
+ * partition scan, DISCONNECT shuts the sockets down before it removes the
+ * disk, and the one queue freeze that may meet requests in flight is
+ * bounded.
  */
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
@@ -20,12 +27,21 @@
 #include "nbdws.h"
 
 static DEFINE_IDR(nbdws_idr);
+static DEFINE_MUTEX(nbdws_idr_lock);
+static bool nbdws_unloading;		/* under nbdws_idr_lock */
 
 /* Requests carry at most this much in one NBD command (32-bit length). */
 #define NBDWS_MAX_CMD_SECTORS(bs) (round_down(UINT_MAX, (bs)) >> SECTOR_SHIFT)
 
 /* A timeout nobody waits for: the handler just re-arms the timer. */
 #define NBDWS_NO_TIMEOUT_JIFFIES (3600UL * HZ)
+
+/*
+ * How long RECONFIGURE waits for the I/O in flight to drain before it
+ * gives new connections hardware queues of their own (as nvme-tcp bounds
+ * its freeze): a server that stopped answering must not hold it.
+ */
+#define NBDWS_FREEZE_JIFFIES	(3 * HZ)
 
 static const struct block_device_operations nbdws_fops = {
 	.owner = THIS_MODULE,
@@ -79,6 +95,10 @@ static void nbdws_fill_limits(const struct nbdws_dev *dev,
 {
 	u32 sf = dev->server_flags;
 
+	/* A read-only device offers nothing that writes (see map_op). */
+	if (dev->client_flags & NBDWS_CF_READ_ONLY || sf & NBDP_FLAG_READ_ONLY)
+		sf &= ~(NBDP_FLAG_SEND_TRIM | NBDP_FLAG_SEND_WRITE_ZEROES);
+
 	memset(l, 0, sizeof(*l));
 	l->logical_block_size = dev->block_size;
 	l->physical_block_size = max(dev->block_pref, dev->block_size);
@@ -102,9 +122,17 @@ static void nbdws_dev_free(struct nbdws_dev *dev)
 	for (i = 0; i < NBDWS_MAX_CONNS; i++)
 		nbdws_conn_free(dev->conns[i]);
 	kvfree(dev->tag_gen);
-	if (dev->index >= 0)
-		idr_remove(&nbdws_idr, dev->index);
 	kfree(dev);
+}
+
+static void nbdws_dev_release(struct kref *ref)
+{
+	nbdws_dev_free(container_of(ref, struct nbdws_dev, ref));
+}
+
+void nbdws_dev_put(struct nbdws_dev *dev)
+{
+	kref_put(&dev->ref, nbdws_dev_release);
 }
 
 void nbdws_dev_set_timeout(struct nbdws_dev *dev, u32 timeout_ms)
@@ -140,7 +168,8 @@ static void nbdws_dev_set_ro(struct nbdws_dev *dev)
 
 /*
  * Allocate a device and its disk at @index (any free index if negative);
- * connections are attached by the caller.
+ * connections are attached by the caller. The device is returned locked,
+ * with a reference for the caller besides the one of the IDR.
  */
 struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg,
 				   int index)
@@ -156,6 +185,8 @@ struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg,
 	if (!dev)
 		return ERR_PTR(-ENOMEM);
 	dev->index = -1;
+	mutex_init(&dev->lock);
+	kref_init(&dev->ref);
 	nbdws_dev_set_config(dev, cfg);
 	dev->depth = cfg->depth;
 	dev->nr_conns = cfg->nr_conns;
@@ -174,13 +205,6 @@ struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg,
 		if (!dev->conns[i])
 			goto err_free;
 	}
-	if (index >= 0)
-		ret = idr_alloc(&nbdws_idr, dev, index, index + 1, GFP_KERNEL);
-	else
-		ret = idr_alloc(&nbdws_idr, dev, 0, 0, GFP_KERNEL);
-	if (ret < 0)
-		goto err_free;
-	dev->index = ret;
 
 	set = &dev->tag_set;
 	set->ops = &nbdws_mq_ops;
@@ -201,7 +225,6 @@ struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg,
 	 */
 	if (!(dev->server_flags & NBDP_FLAG_ROTATIONAL))
 		set->flags |= BLK_MQ_F_NO_SCHED_BY_DEFAULT;
-	set->driver_data = dev;
 	set->timeout = dev->timeout_ms ? msecs_to_jiffies(dev->timeout_ms) :
 		       NBDWS_NO_TIMEOUT_JIFFIES;
 	ret = blk_mq_alloc_tag_set(set);
@@ -217,10 +240,30 @@ struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg,
 	dev->disk = disk;
 	disk->fops = &nbdws_fops;
 	disk->private_data = dev;
+	nbdws_dev_set_ro(dev);
+
+	/* Published last, locked: other commands wait for its CONNECT. */
+	mutex_lock(&dev->lock);
+	mutex_lock(&nbdws_idr_lock);
+	ret = -ENODEV;
+	if (!nbdws_unloading) {
+		if (index >= 0)
+			ret = idr_alloc(&nbdws_idr, dev, index, index + 1,
+					GFP_KERNEL);
+		else
+			ret = idr_alloc(&nbdws_idr, dev, 0, 0, GFP_KERNEL);
+	}
+	if (ret >= 0)
+		kref_get(&dev->ref);
+	mutex_unlock(&nbdws_idr_lock);
+	if (ret < 0) {
+		mutex_unlock(&dev->lock);
+		put_disk(disk);
+		goto err_tags;
+	}
+	dev->index = ret;
 	snprintf(disk->disk_name, DISK_NAME_LEN, NBDWS_DISK_NAME "%d",
 		 dev->index);
-	set_capacity(disk, dev->size >> SECTOR_SHIFT);
-	nbdws_dev_set_ro(dev);
 	return dev;
 
 err_tags:
@@ -230,57 +273,63 @@ err_free:
 	return ERR_PTR(ret);
 }
 
+/*
+ * Add the disk. It is added empty, so that device_add_disk() does not scan
+ * it for partitions and wait for the server under the caller's locks;
+ * the first opener scans it instead (udev does on the change event), as
+ * with nbd.ko.
+ */
 int nbdws_dev_start(struct nbdws_dev *dev)
 {
 	int ret;
 
+	set_capacity(dev->disk, 0);
 	ret = device_add_disk(NULL, dev->disk, nbdws_disk_groups);
 	if (ret)
 		return ret;
 	dev->disk_added = true;
 	nbdws_debugfs_add(dev);
+	set_capacity(dev->disk, dev->size >> SECTOR_SHIFT);
+	set_bit(GD_NEED_PART_SCAN, &dev->disk->state);
 	kobject_uevent(&disk_to_dev(dev->disk)->kobj, KOBJ_CHANGE);
 	return 0;
 }
 
 /*
- * Stop serving I/O. Without NBDWS_CF_KEEP_DEVICE the disk goes away first,
- * while the connections still carry the final writeback; with it the disk
- * stays, empty, failing I/O, until a second DISCONNECT removes it.
+ * Stop serving I/O, promptly whatever the server does: as nbd.ko does,
+ * the connections are ended first (NBD_CMD_DISC, a close frame on
+ * WebSocket, shutdown), so every request in flight or held fails with EIO
+ * at once, and only then is the disk removed, which cannot wait for the
+ * server any more. Data the page cache still holds is not written back:
+ * whoever disconnects a device in use syncs it first. With
+ * NBDWS_CF_KEEP_DEVICE the disk stays, empty, failing I/O, until a second
+ * DISCONNECT removes it.
  */
 void nbdws_dev_disconnect(struct nbdws_dev *dev)
 {
 	bool keep = dev->client_flags & NBDWS_CF_KEEP_DEVICE;
-	bool fail;
 	unsigned int i;
 
 	spin_lock_bh(&dev->held_lock);
 	dev->disconnecting = true;
-	fail = !atomic_read(&dev->live);
 	spin_unlock_bh(&dev->held_lock);
-	if (fail)
-		nbdws_fail_held(dev);
+	/* From here on nothing waits for a connection: it fails. */
+	nbdws_fail_held(dev);
 
-	if (dev->disk_added) {
-		if (keep) {
-			sync_blockdev(dev->disk->part0);
-		} else {
-			nbdws_debugfs_remove(dev);
-			del_gendisk(dev->disk);
-			dev->disk_added = false;
-		}
-	}
-
-	for (i = 0; i < dev->nr_conns; i++) {
-		nbdws_conn_send_disc(dev->conns[i]);
-		nbdws_conn_mark_dead(dev->conns[i], NBDWS_REASON_USER);
-	}
+	for (i = 0; i < dev->nr_conns; i++)
+		nbdws_conn_disconnect(dev->conns[i]);
 	for (i = 0; i < dev->nr_conns; i++) {
 		flush_work(&dev->conns[i]->dead_work);
 		nbdws_conn_release_sock(dev->conns[i]);
 	}
 	cancel_delayed_work_sync(&dev->dead_timeout_work);
 	nbdws_fail_held(dev);
+
+	if (dev->disk_added && !keep) {
+		nbdws_debugfs_remove(dev);
+		del_gendisk(dev->disk);
+		dev->disk_added = false;
+	}
 
 	spin_lock_bh(&dev->held_lock);
 	dev->state = NBDWS_DEV_DISCONNECTED;
@@ -352,6 +401,7 @@ int nbdws_dev_reuse(struct nbdws_dev *dev, const struct nbdws_dev_config *cfg,
 	dev->failing = false;
 	dev->state = NBDWS_DEV_RUNNING;
 	spin_unlock_bh(&dev->held_lock);
+	dev->disc_code = 0;
 	return 0;
 }
 
@@ -361,6 +411,8 @@ void nbdws_dev_restart(struct nbdws_dev *dev)
 	/* Whatever was parked before the first connection came goes out. */
 	if (atomic_read(&dev->live))
 		nbdws_release_held(dev);
+	/* The new export's partitions: scanned by the next opener. */
+	set_bit(GD_NEED_PART_SCAN, &dev->disk->state);
 	set_capacity_and_notify(dev->disk, dev->size >> SECTOR_SHIFT);
 	kobject_uevent(&disk_to_dev(dev->disk)->kobj, KOBJ_CHANGE);
 }
@@ -388,11 +440,17 @@ void nbdws_dev_reuse_abort(struct nbdws_dev *dev)
 	spin_unlock_bh(&dev->held_lock);
 }
 
-/* Free a device; nbdws_dev_disconnect() ran if the device was started. */
+/*
+ * Remove a device (locked; nbdws_dev_disconnect() ran if it was started)
+ * and drop the IDR's reference: the memory goes with the last reference,
+ * while commands that waited for the lock find the device gone.
+ */
 void nbdws_dev_destroy(struct nbdws_dev *dev)
 {
 	unsigned int i;
 
+	lockdep_assert_held(&dev->lock);
+	dev->gone = true;
 	spin_lock_bh(&dev->held_lock);
 	dev->disconnecting = true;
 	spin_unlock_bh(&dev->held_lock);
@@ -409,65 +467,111 @@ void nbdws_dev_destroy(struct nbdws_dev *dev)
 	cancel_delayed_work_sync(&dev->dead_timeout_work);
 	put_disk(dev->disk);
 	blk_mq_free_tag_set(&dev->tag_set);
-	nbdws_dev_free(dev);
+
+	/* Only now, with the disk gone, may a new device take the index. */
+	mutex_lock(&nbdws_idr_lock);
+	idr_remove(&nbdws_idr, dev->index);
+	mutex_unlock(&nbdws_idr_lock);
+	nbdws_dev_put(dev);
 }
 
 /*
- * Connections nbdws_dev_grow()..@nr_conns - 1 were attached by the caller
- * (RECONFIGURE): publish them to queue_rq, then give each a hardware queue
- * of its own. The queue is frozen first, so nothing is in flight while
- * blk-mq reallocates the tag set, and the receive path (which a hostile
- * peer can wake at any time) is kept out of the tag set meanwhile: the
- * softirq parser is paused, rx_work waits for tags_rwsem.
+ * Give every connection a hardware queue of its own (blk-mq allows one
+ * per CPU at most), if it does not have one yet. The queue is frozen
+ * first, so nothing is in flight while blk-mq reallocates the tag set, and
+ * the receive path (which a hostile peer can wake at any time) is kept
+ * out of the tag set meanwhile: the softirq parser is paused, rx_work
+ * waits for tags_rwsem. The freeze waits at most NBDWS_FREEZE_JIFFIES for
+ * the requests in flight; when a server does not answer them, the queues
+ * stay as they are (queue_rq spreads requests over all connections
+ * anyway) and the next RECONFIGURE tries again.
  */
-void nbdws_dev_grow(struct nbdws_dev *dev, unsigned int nr_conns)
+void nbdws_dev_update_hw_queues(struct nbdws_dev *dev)
 {
+	unsigned int want = min_t(unsigned int, dev->nr_conns, nr_cpu_ids);
 	struct request_queue *q = dev->disk->queue;
 
-	/* Pairs with queue_rq: the new slots are set up before they count. */
-	smp_store_release(&dev->nr_conns, nr_conns);
-	nbdws_release_held(dev);
-
-	blk_mq_freeze_queue(q);
+	if (dev->tag_set.nr_hw_queues >= want)
+		return;
+	blk_freeze_queue_start(q);
+	if (!blk_mq_freeze_queue_wait_timeout(q, NBDWS_FREEZE_JIFFIES)) {
+		blk_mq_unfreeze_queue(q);
+		dev_info(disk_to_dev(dev->disk),
+			 "I/O in flight did not drain: connections share hardware queues for now\n");
+		return;
+	}
 	nbdws_rx_pause(dev);
 	down_write(&dev->tags_rwsem);
-	blk_mq_update_nr_hw_queues(&dev->tag_set, nr_conns);
+	blk_mq_update_nr_hw_queues(&dev->tag_set, dev->nr_conns);
 	up_write(&dev->tags_rwsem);
 	nbdws_rx_resume(dev);
 	blk_mq_unfreeze_queue(q);
 }
 
-struct nbdws_dev *nbdws_dev_find(int index)
+/*
+ * Connections nbdws_dev_grow()..@nr_conns - 1 were attached by the caller
+ * (RECONFIGURE): publish them to queue_rq, let them serve what was held,
+ * then try to give them hardware queues.
+ */
+void nbdws_dev_grow(struct nbdws_dev *dev, unsigned int nr_conns)
 {
+	/* Pairs with queue_rq: the new slots are set up before they count. */
+	smp_store_release(&dev->nr_conns, nr_conns);
+	nbdws_release_held(dev);
+	nbdws_dev_update_hw_queues(dev);
+}
+
+/* The device at @index with a reference, or NULL; not locked. */
+struct nbdws_dev *nbdws_dev_get(int index)
+{
+	struct nbdws_dev *dev = NULL;
+
 	if (index < 0)
 		return NULL;
-	return idr_find(&nbdws_idr, index);
+	mutex_lock(&nbdws_idr_lock);
+	dev = idr_find(&nbdws_idr, index);
+	if (dev)
+		kref_get(&dev->ref);
+	mutex_unlock(&nbdws_idr_lock);
+	return dev;
 }
 
-/* The device with the smallest index >= *index, for dumps. */
-struct nbdws_dev *nbdws_dev_next(int *index)
+/* The device with the smallest index >= *index, with a reference. */
+struct nbdws_dev *nbdws_dev_get_next(int *index)
 {
-	return idr_get_next(&nbdws_idr, index);
+	struct nbdws_dev *dev;
+
+	mutex_lock(&nbdws_idr_lock);
+	dev = idr_get_next(&nbdws_idr, index);
+	if (dev)
+		kref_get(&dev->ref);
+	mutex_unlock(&nbdws_idr_lock);
+	return dev;
 }
 
+/*
+ * Module unload: no device may be created any more, every one is torn
+ * down, while the netlink family still carries their events.
+ */
 void nbdws_dev_remove_all(void)
 {
 	struct nbdws_dev *dev;
 	int index = 0;
 
-	mutex_lock(&nbdws_cfg_mutex);
-	while ((dev = idr_get_next(&nbdws_idr, &index))) {
-		if (dev->state != NBDWS_DEV_DISCONNECTED)
-			nbdws_dev_disconnect(dev);
-		nbdws_dev_destroy(dev);
+	mutex_lock(&nbdws_idr_lock);
+	nbdws_unloading = true;
+	mutex_unlock(&nbdws_idr_lock);
+	while ((dev = nbdws_dev_get_next(&index))) {
+		mutex_lock(&dev->lock);
+		if (!dev->gone) {
+			if (dev->state != NBDWS_DEV_DISCONNECTED)
+				nbdws_dev_disconnect(dev);
+			nbdws_dev_destroy(dev);
+		}
+		mutex_unlock(&dev->lock);
+		nbdws_dev_put(dev);
 		index = 0;
 	}
-	mutex_unlock(&nbdws_cfg_mutex);
-}
-
-int nbdws_dev_init(void)
-{
-	return 0;
 }
 
 void nbdws_dev_exit(void)

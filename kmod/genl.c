@@ -6,6 +6,11 @@
  * extack message for each rejection) before it changes anything, so a
  * command either applies completely or not at all: in particular no socket
  * passed in is ever silently dropped.
+ *
+ * The family runs its commands in parallel (parallel_ops): they take the
+ * lock of the device they work on (see dev.c), so a command on one device
+ * never waits for another device, nor holds genl_mutex, which every other
+ * generic netlink family without parallel_ops shares.
  */
 #include <linux/log2.h>
 #include <linux/mm.h>
@@ -59,6 +64,17 @@ static const struct nla_policy nbdws_policy[NBDWS_A_MAX + 1] = {
 	[NBDWS_A_WS_CLOSE_REASON]	= { .type = NLA_REJECT },
 	[NBDWS_A_DISK_NAME]		= { .type = NLA_REJECT },
 	[NBDWS_A_STATE]			= { .type = NLA_REJECT },
+};
+
+/*
+ * DISCONNECT takes the device and, optionally, the close frame to end its
+ * WebSocket connections with; nothing else.
+ */
+static const struct nla_policy nbdws_disc_policy[NBDWS_A_MAX + 1] = {
+	[NBDWS_A_INDEX]			= { .type = NLA_U32 },
+	[NBDWS_A_WS_CLOSE_CODE]		= NLA_POLICY_RANGE(NLA_U16, 1000, 4999),
+	[NBDWS_A_WS_CLOSE_REASON]	= { .type = NLA_STRING,
+					    .len = WS_MAX_CONTROL - 2 },
 };
 
 static struct genl_family nbdws_genl_family;
@@ -225,6 +241,12 @@ static int nbdws_nl_parse_config(struct genl_info *info,
 	}
 	cfg->block_pref = max(cfg->block_size,
 			      nbdws_nl_u32(info, NBDWS_A_BLOCK_SIZE_PREF, 0));
+	/* Physical block size and io_opt: no larger than a request. */
+	if (cfg->block_pref > NBDWS_MAX_REQ_LIMIT) {
+		NL_SET_ERR_MSG_ATTR(extack, a[NBDWS_A_BLOCK_SIZE_PREF],
+				    "preferred block size above 32 MiB");
+		return -ERANGE;
+	}
 	cfg->block_max = nbdws_nl_u32(info, NBDWS_A_BLOCK_SIZE_MAX, 0);
 	max_payload = cfg->block_max ? cfg->block_max : NBDWS_MAX_REQ_LIMIT;
 	if (max_payload < PAGE_SIZE || max_payload < cfg->block_size) {
@@ -310,9 +332,10 @@ static int nbdws_nl_connect_kept(struct genl_info *info, struct nbdws_dev *dev,
 	int ret;
 
 	NL_SET_BAD_ATTR(extack, info->attrs[NBDWS_A_INDEX]);
-	if (dev->state != NBDWS_DEV_DISCONNECTED || !dev->disk_added) {
+	if (dev->gone || dev->state != NBDWS_DEV_DISCONNECTED ||
+	    !dev->disk_added) {
 		NBDWS_ERR_MSG_FMT(extack, "the device at this index is in use",
-				  "%s is in use", dev->disk->disk_name);
+				  "nbdws%d is in use", dev->index);
 		return -EBUSY;
 	}
 	ret = nbdws_dev_reuse(dev, cfg, extack);
@@ -388,9 +411,9 @@ static int nbdws_nl_connect(struct sk_buff *skb, struct genl_info *info)
 		goto out_put;
 	}
 
-	mutex_lock(&nbdws_cfg_mutex);
-	dev = nbdws_dev_find(index);
+	dev = nbdws_dev_get(index);
 	if (dev) {
+		mutex_lock(&dev->lock);
 		ret = nbdws_nl_connect_kept(info, dev, &cfg, nc, n);
 		if (ret)
 			goto out_unlock;
@@ -398,8 +421,17 @@ static int nbdws_nl_connect(struct sk_buff *skb, struct genl_info *info)
 		dev = nbdws_dev_create(&cfg, index);
 		if (IS_ERR(dev)) {
 			ret = PTR_ERR(dev);
-			NL_SET_ERR_MSG(extack, "cannot create the block device");
-			goto out_unlock;
+			if (ret == -ENOSPC && index >= 0) {
+				/* Another CONNECT took the index meanwhile. */
+				NL_SET_ERR_MSG_ATTR(extack,
+						    info->attrs[NBDWS_A_INDEX],
+						    "the device at this index is in use");
+				ret = -EBUSY;
+			} else {
+				NL_SET_ERR_MSG(extack,
+					       "cannot create the block device");
+			}
+			goto out_free;
 		}
 		for (i = 0; i < n; i++) {
 			ret = nbdws_conn_attach(dev->conns[i], &nc[i].p);
@@ -425,57 +457,128 @@ static int nbdws_nl_connect(struct sk_buff *skb, struct genl_info *info)
 		genlmsg_end(reply, hdr);
 	}
 	nbdws_event(dev, NBDWS_EVENT_CONNECTED, -1, NBDWS_REASON_NONE);
-	mutex_unlock(&nbdws_cfg_mutex);
+	mutex_unlock(&dev->lock);
+	nbdws_dev_put(dev);
 	return reply ? genlmsg_reply(reply, info) : -EMSGSIZE;
 
 out_destroy:
 	nbdws_dev_destroy(dev);
 out_unlock:
-	mutex_unlock(&nbdws_cfg_mutex);
+	mutex_unlock(&dev->lock);
+	nbdws_dev_put(dev);
+out_free:
 	nlmsg_free(reply);
 out_put:
 	nbdws_nl_put_conns(nc, n);
 	return ret;
 }
 
-static struct nbdws_dev *nbdws_nl_get_dev(struct genl_info *info)
+/*
+ * The device NBDWS_A_INDEX names, locked and with a reference, or an
+ * ERR_PTR with the extack filled in. nbdws_nl_put_dev_locked() undoes it.
+ */
+static struct nbdws_dev *nbdws_nl_lock_dev(struct genl_info *info)
 {
+	struct nlattr *a = info->attrs[NBDWS_A_INDEX];
 	struct nbdws_dev *dev;
+	u32 index;
 
 	if (GENL_REQ_ATTR_CHECK(info, NBDWS_A_INDEX))
-		return NULL;
-	dev = nbdws_dev_find(nla_get_u32(info->attrs[NBDWS_A_INDEX]));
-	if (!dev)
-		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[NBDWS_A_INDEX],
-				    "no such nbdws device");
-	return dev;
+		return ERR_PTR(-EINVAL);
+	index = nla_get_u32(a);
+	dev = index <= NBDWS_MAX_INDEX ? nbdws_dev_get(index) : NULL;
+	if (dev) {
+		mutex_lock(&dev->lock);
+		if (!dev->gone)
+			return dev;
+		mutex_unlock(&dev->lock);
+		nbdws_dev_put(dev);
+	}
+	NL_SET_ERR_MSG_ATTR(info->extack, a, "no such nbdws device");
+	return ERR_PTR(-ENODEV);
+}
+
+static void nbdws_nl_unlock_dev(struct nbdws_dev *dev)
+{
+	mutex_unlock(&dev->lock);
+	nbdws_dev_put(dev);
+}
+
+/*
+ * The close frame DISCONNECT asks for: a code a WebSocket endpoint may
+ * send, and a reason (only with a code) of UTF-8 text, as RFC 6455 7.4
+ * and 5.5.1 require. The policy has checked the ranges already.
+ */
+static int nbdws_nl_parse_close(struct genl_info *info, u16 *code,
+				char *text, size_t size)
+{
+	struct nlattr *c = info->attrs[NBDWS_A_WS_CLOSE_CODE];
+	struct nlattr *r = info->attrs[NBDWS_A_WS_CLOSE_REASON];
+	struct netlink_ext_ack *extack = info->extack;
+	size_t len = 0;
+
+	*code = 0;
+	text[0] = 0;
+	if (c) {
+		*code = nla_get_u16(c);
+		if (!ws_valid_close_code(*code)) {
+			NL_SET_ERR_MSG_ATTR(extack, c,
+					    "reserved WebSocket close code: use 1000-1003, 1007-1014 or 3000-4999");
+			return -EINVAL;
+		}
+	}
+	if (!r)
+		return 0;
+	if (!c) {
+		NL_SET_ERR_MSG_ATTR(extack, r,
+				    "a close reason needs a close code");
+		return -EINVAL;
+	}
+	len = nla_len(r);
+	/* NLA_STRING: a terminating NUL is allowed, not counted. */
+	if (len && !((const char *)nla_data(r))[len - 1])
+		len--;
+	if (memchr(nla_data(r), 0, len) ||
+	    !ws_valid_utf8(nla_data(r), len)) {
+		NL_SET_ERR_MSG_ATTR(extack, r,
+				    "close reason is not UTF-8 text");
+		return -EINVAL;
+	}
+	if (WARN_ON_ONCE(len >= size))
+		return -EINVAL;
+	memcpy(text, nla_data(r), len);
+	text[len] = 0;
+	return 0;
 }
 
 static int nbdws_nl_disconnect(struct sk_buff *skb, struct genl_info *info)
 {
+	char text[WS_MAX_CONTROL - 1];
 	struct nbdws_dev *dev;
+	u16 code;
 	int ret = 0;
 
 	ret = nbdws_nl_check_admin(skb, info);
 	if (ret)
 		return ret;
-	mutex_lock(&nbdws_cfg_mutex);
-	dev = nbdws_nl_get_dev(info);
-	if (!dev) {
-		ret = info->attrs[NBDWS_A_INDEX] ? -ENODEV : -EINVAL;
-		goto out;
-	}
+	ret = nbdws_nl_parse_close(info, &code, text, sizeof(text));
+	if (ret)
+		return ret;
+	dev = nbdws_nl_lock_dev(info);
+	if (IS_ERR(dev))
+		return PTR_ERR(dev);
 	/* A kept device goes away on the DISCONNECT after the first one. */
 	if (dev->state == NBDWS_DEV_DISCONNECTED) {
 		nbdws_dev_destroy(dev);
 	} else {
+		dev->disc_code = code;
+		strscpy(dev->disc_text, text, sizeof(dev->disc_text));
 		nbdws_dev_disconnect(dev);
 		if (!(dev->client_flags & NBDWS_CF_KEEP_DEVICE))
 			nbdws_dev_destroy(dev);
 	}
-out:
-	mutex_unlock(&nbdws_cfg_mutex);
-	return ret;
+	nbdws_nl_unlock_dev(dev);
+	return 0;
 }
 
 /* Attributes that describe the export and cannot change on a live device. */
@@ -571,11 +674,10 @@ static int nbdws_nl_reconfigure(struct sk_buff *skb, struct genl_info *info)
 			return ret;
 	}
 
-	mutex_lock(&nbdws_cfg_mutex);
-	dev = nbdws_nl_get_dev(info);
-	if (!dev) {
-		ret = a[NBDWS_A_INDEX] ? -ENODEV : -EINVAL;
-		goto out;
+	dev = nbdws_nl_lock_dev(info);
+	if (IS_ERR(dev)) {
+		ret = PTR_ERR(dev);
+		goto out_put;
 	}
 	if (dev->state == NBDWS_DEV_DISCONNECTED || dev->disconnecting) {
 		NL_SET_ERR_MSG_ATTR(extack, a[NBDWS_A_INDEX],
@@ -598,16 +700,35 @@ static int nbdws_nl_reconfigure(struct sk_buff *skb, struct genl_info *info)
 	for (i = dev->nr_conns; i < new_nr; i++) {
 		dev->conns[i] = nbdws_conn_alloc(dev, i);
 		if (!dev->conns[i]) {
-			while (i-- > dev->nr_conns) {
-				nbdws_conn_free(dev->conns[i]);
-				dev->conns[i] = NULL;
-			}
 			ret = -ENOMEM;
-			goto out;
+			goto out_free;
 		}
 	}
 
-	/* Validated: from here on everything applies. */
+	/*
+	 * Everything that can fail for a connection first, for all of them
+	 * (a slot being replaced is dead: dropping its old socket changes
+	 * nothing anyone sees), so that nothing applies if one fails.
+	 */
+	for (i = 0; i < n; i++) {
+		struct nbdws_conn *conn = dev->conns[nc[i].slot];
+
+		if (nc[i].slot < dev->nr_conns) {
+			flush_work(&conn->dead_work);
+			nbdws_conn_release_sock(conn);
+		}
+		ret = nbdws_conn_prepare(conn, &nc[i].p);
+		if (ret) {
+			NL_SET_ERR_MSG_ATTR(extack, nc[i].attr,
+					    "cannot attach the socket");
+			while (i--)
+				nbdws_conn_unprepare(dev->conns[nc[i].slot],
+						     &nc[i].p);
+			goto out_free;
+		}
+	}
+
+	/* From here on everything applies. */
 	if (a[NBDWS_A_TIMEOUT_MS])
 		nbdws_dev_set_timeout(dev, nla_get_u32(a[NBDWS_A_TIMEOUT_MS]));
 	if (a[NBDWS_A_DEAD_TIMEOUT_MS])
@@ -615,32 +736,35 @@ static int nbdws_nl_reconfigure(struct sk_buff *skb, struct genl_info *info)
 			   nla_get_u32(a[NBDWS_A_DEAD_TIMEOUT_MS]));
 	for (i = 0; i < n; i++) {
 		struct nbdws_conn *conn = dev->conns[nc[i].slot];
-		bool replace = nc[i].slot < dev->nr_conns;
 
-		if (replace) {
-			flush_work(&conn->dead_work);
-			nbdws_conn_release_sock(conn);
-		}
-		ret = nbdws_conn_attach(conn, &nc[i].p);
-		if (ret) {
-			NL_SET_ERR_MSG_ATTR(extack, nc[i].attr,
-					    "cannot attach the socket");
-			break;
-		}
-		nc[i].p.sock = NULL;
-		if (replace)
+		nbdws_conn_start(conn, &nc[i].p);
+		nc[i].p.sock = NULL;	/* owned by the connection now */
+		if (nc[i].slot < dev->nr_conns)
 			nbdws_stat_add(conn, NBDWS_STAT_A_RECONNECTS, 1);
 		nbdws_event(dev, NBDWS_EVENT_RECONNECTED, conn->id,
 			    NBDWS_REASON_NONE);
 	}
-	if (new_nr > dev->nr_conns)
+	if (new_nr > dev->nr_conns) {
 		nbdws_dev_grow(dev, new_nr);
-	else if (i)
-		nbdws_release_held(dev);
+	} else {
+		if (i)
+			nbdws_release_held(dev);
+		/* An earlier RECONFIGURE may have found the queue busy. */
+		nbdws_dev_update_hw_queues(dev);
+	}
 	if (i)
 		kobject_uevent(&disk_to_dev(dev->disk)->kobj, KOBJ_CHANGE);
+	goto out;
+
+out_free:
+	/* New slots were never published (nr_conns): just free them. */
+	for (i = dev->nr_conns; i < new_nr; i++) {
+		nbdws_conn_free(dev->conns[i]);
+		dev->conns[i] = NULL;
+	}
 out:
-	mutex_unlock(&nbdws_cfg_mutex);
+	nbdws_nl_unlock_dev(dev);
+out_put:
 	nbdws_nl_put_conns(nc, n);
 	return ret;
 }
@@ -728,25 +852,23 @@ static int nbdws_nl_status(struct sk_buff *skb, struct genl_info *info)
 	reply = genlmsg_new(NBDWS_NL_DEV_SIZE, GFP_KERNEL);
 	if (!reply)
 		return -ENOMEM;
-	mutex_lock(&nbdws_cfg_mutex);
-	dev = nbdws_nl_get_dev(info);
-	if (!dev) {
-		ret = info->attrs[NBDWS_A_INDEX] ? -ENODEV : -EINVAL;
-		goto err;
+	dev = nbdws_nl_lock_dev(info);
+	if (IS_ERR(dev)) {
+		nlmsg_free(reply);
+		return PTR_ERR(dev);
 	}
 	ret = -EMSGSIZE;
 	hdr = genlmsg_put_reply(reply, info, &nbdws_genl_family, 0,
 				NBDWS_CMD_STATUS);
-	if (!hdr || nbdws_nl_put_dev(reply, dev))
-		goto err;
-	mutex_unlock(&nbdws_cfg_mutex);
+	if (hdr && !nbdws_nl_put_dev(reply, dev))
+		ret = 0;
+	nbdws_nl_unlock_dev(dev);
+	if (ret) {
+		nlmsg_free(reply);
+		return ret;
+	}
 	genlmsg_end(reply, hdr);
 	return genlmsg_reply(reply, info);
-
-err:
-	mutex_unlock(&nbdws_cfg_mutex);
-	nlmsg_free(reply);
-	return ret;
 }
 
 static int nbdws_nl_status_dump(struct sk_buff *skb,
@@ -755,22 +877,29 @@ static int nbdws_nl_status_dump(struct sk_buff *skb,
 	int index = cb->args[0];
 	struct nbdws_dev *dev;
 
-	mutex_lock(&nbdws_cfg_mutex);
-	while ((dev = nbdws_dev_next(&index))) {
-		void *hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid,
-					cb->nlh->nlmsg_seq, &nbdws_genl_family,
-					NLM_F_MULTI, NBDWS_CMD_STATUS);
+	while ((dev = nbdws_dev_get_next(&index))) {
+		void *hdr = NULL;
+		bool full = false;
 
-		if (!hdr)
-			break;
-		if (nbdws_nl_put_dev(skb, dev)) {
-			genlmsg_cancel(skb, hdr);
-			break;
+		mutex_lock(&dev->lock);
+		if (!dev->gone) {
+			hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid,
+					  cb->nlh->nlmsg_seq,
+					  &nbdws_genl_family, NLM_F_MULTI,
+					  NBDWS_CMD_STATUS);
+			full = !hdr;
 		}
-		genlmsg_end(skb, hdr);
+		if (hdr && nbdws_nl_put_dev(skb, dev)) {
+			genlmsg_cancel(skb, hdr);
+			full = true;
+		} else if (hdr) {
+			genlmsg_end(skb, hdr);
+		}
+		nbdws_nl_unlock_dev(dev);
+		if (full)
+			break;
 		index++;
 	}
-	mutex_unlock(&nbdws_cfg_mutex);
 	cb->args[0] = index;
 	return skb->len;
 }
@@ -834,7 +963,7 @@ static const struct genl_ops nbdws_genl_ops[] = {
 	{
 		.cmd		= NBDWS_CMD_DISCONNECT,
 		.doit		= nbdws_nl_disconnect,
-		.policy		= nbdws_policy,
+		.policy		= nbdws_disc_policy,
 		.maxattr	= NBDWS_A_MAX,
 	},
 	{
@@ -861,6 +990,7 @@ static struct genl_family nbdws_genl_family = {
 	.version	= NBDWS_GENL_VERSION,
 	.maxattr	= NBDWS_A_MAX,
 	.netnsok	= false,
+	.parallel_ops	= true,
 	.module		= THIS_MODULE,
 	.ops		= nbdws_genl_ops,
 	.n_ops		= ARRAY_SIZE(nbdws_genl_ops),

@@ -8,7 +8,6 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/module.h>
-#include <linux/mutex.h>
 #include <linux/workqueue.h>
 
 #include "nbdws.h"
@@ -20,9 +19,6 @@
  */
 struct workqueue_struct *nbdws_wq;
 
-/* Serialises configuration: netlink commands and module unload. */
-DEFINE_MUTEX(nbdws_cfg_mutex);
-
 static int __init nbdws_init(void)
 {
 	int ret;
@@ -30,9 +26,6 @@ static int __init nbdws_init(void)
 	nbdws_wq = alloc_workqueue("nbdws", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0);
 	if (!nbdws_wq)
 		return -ENOMEM;
-	ret = nbdws_dev_init();
-	if (ret)
-		goto err_wq;
 	nbdws_debugfs_init();
 	ret = nbdws_genl_init();
 	if (ret) {
@@ -44,16 +37,18 @@ static int __init nbdws_init(void)
 err_debugfs:
 	nbdws_debugfs_exit();
 	nbdws_dev_exit();
-err_wq:
 	destroy_workqueue(nbdws_wq);
 	return ret;
 }
 
 static void __exit nbdws_exit(void)
 {
-	/* No new commands first, then no devices. */
-	nbdws_genl_exit();
+	/*
+	 * Devices first, while their events still have a family to go out
+	 * through; CONNECT creates no new one meanwhile.
+	 */
 	nbdws_dev_remove_all();
+	nbdws_genl_exit();
 	nbdws_debugfs_exit();
 	nbdws_dev_exit();
 	destroy_workqueue(nbdws_wq);

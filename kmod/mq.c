@@ -25,14 +25,15 @@ static blk_status_t nbdws_map_op(struct nbdws_dev *dev, struct request *rq,
 	u32 sf = dev->server_flags;
 
 	*flags = 0;
+	/* Read-only: nothing that changes the export goes out. */
+	if (op_is_write(req_op(rq)) &&
+	    (dev->client_flags & NBDWS_CF_READ_ONLY || sf & NBDP_FLAG_READ_ONLY))
+		return BLK_STS_IOERR;
 	switch (req_op(rq)) {
 	case REQ_OP_READ:
 		*type = NBDP_CMD_READ;
 		return BLK_STS_OK;
 	case REQ_OP_WRITE:
-		if (dev->client_flags & NBDWS_CF_READ_ONLY ||
-		    sf & NBDP_FLAG_READ_ONLY)
-			return BLK_STS_IOERR;
 		*type = NBDP_CMD_WRITE;
 		if (rq->cmd_flags & REQ_FUA && sf & NBDP_FLAG_SEND_FUA)
 			*flags |= NBDP_CMD_FLAG_FUA;
@@ -71,7 +72,11 @@ static bool nbdws_conn_enqueue(struct nbdws_conn *conn, struct request *rq)
 		return false;
 	}
 	WRITE_ONCE(cmd->conn, conn);
-	atomic_set(&cmd->state, NBDWS_CMD_INFLIGHT);
+	/*
+	 * Publishes cmd->conn and the cookie: a reply may be parsed before
+	 * the sender is done, without send_lock (nbdws_rx_lookup()).
+	 */
+	atomic_set_release(&cmd->state, NBDWS_CMD_INFLIGHT);
 	list_add_tail(&cmd->node, &conn->send_list);
 	spin_unlock_bh(&conn->send_lock);
 
@@ -202,9 +207,30 @@ out:
 	return status;
 }
 
+/*
+ * The block status for the server's error. A peer must not pick
+ * block-layer statuses (BLK_STS_RESOURCE for NBD_ENOMEM would read as our
+ * own memory shortage, EOVERFLOW maps to a zoned-device status): only
+ * "no space" and "not supported" mean the same to the block layer as to
+ * the server, everything else is an I/O error.
+ */
+static blk_status_t nbdws_reply_status(int error)
+{
+	switch (error) {
+	case 0:
+		return BLK_STS_OK;
+	case -ENOSPC:
+		return BLK_STS_NOSPC;
+	case -EOPNOTSUPP:
+		return BLK_STS_NOTSUPP;
+	default:
+		return BLK_STS_IOERR;
+	}
+}
+
 static void nbdws_complete_rq(struct request *rq)
 {
-	blk_mq_end_request(rq, errno_to_blk_status(nbdws_rq_cmd(rq)->error));
+	blk_mq_end_request(rq, nbdws_reply_status(nbdws_rq_cmd(rq)->error));
 }
 
 /* Called by whichever of send and receive finishes last with @rq. */
@@ -244,15 +270,6 @@ static enum blk_eh_timer_return nbdws_timeout(struct request *rq)
 	return BLK_EH_RESET_TIMER;
 }
 
-static int nbdws_init_hctx(struct blk_mq_hw_ctx *hctx, void *data,
-			   unsigned int index)
-{
-	struct nbdws_dev *dev = data;
-
-	hctx->driver_data = dev->conns[index];
-	return 0;
-}
-
 static int nbdws_init_request(struct blk_mq_tag_set *set, struct request *rq,
 			      unsigned int hctx_idx, unsigned int numa_node)
 {
@@ -268,7 +285,6 @@ const struct blk_mq_ops nbdws_mq_ops = {
 	.commit_rqs	= nbdws_commit_rqs,
 	.complete	= nbdws_complete_rq,
 	.timeout	= nbdws_timeout,
-	.init_hctx	= nbdws_init_hctx,
 	.init_request	= nbdws_init_request,
 };
 
@@ -296,22 +312,51 @@ void nbdws_release_held(struct nbdws_dev *dev)
 	blk_mq_kick_requeue_list(dev->disk->queue);
 }
 
-/* Nothing came back in time (or the device goes away): fail what waits. */
-void nbdws_fail_held(struct nbdws_dev *dev)
+static void nbdws_end_held(struct list_head *list)
 {
 	struct nbdws_req *cmd, *tmp;
+
+	list_for_each_entry_safe(cmd, tmp, list, node) {
+		list_del_init(&cmd->node);
+		atomic_set(&cmd->state, 0);
+		blk_mq_end_request(blk_mq_rq_from_pdu(cmd), BLK_STS_IOERR);
+	}
+}
+
+/* The device goes away: fail what waits, and whatever comes later. */
+void nbdws_fail_held(struct nbdws_dev *dev)
+{
 	LIST_HEAD(list);
 
 	spin_lock_bh(&dev->held_lock);
 	dev->failing = true;
 	list_splice_init(&dev->held, &list);
 	spin_unlock_bh(&dev->held_lock);
+	nbdws_end_held(&list);
+}
 
-	list_for_each_entry_safe(cmd, tmp, &list, node) {
-		list_del_init(&cmd->node);
-		atomic_set(&cmd->state, 0);
-		blk_mq_end_request(blk_mq_rq_from_pdu(cmd), BLK_STS_IOERR);
+/*
+ * The dead-connection timeout expired: unless a connection came back,
+ * fail what waits and whatever comes until one does. Checked and done in
+ * one held_lock section, so a RECONFIGURE that brings a connection back
+ * meanwhile (raising live, then releasing the held list under the same
+ * lock) either comes first and wins, or finds the device failing and
+ * ends that. Returns whether it failed the device.
+ */
+bool nbdws_fail_held_expired(struct nbdws_dev *dev)
+{
+	LIST_HEAD(list);
+	bool expired;
+
+	spin_lock_bh(&dev->held_lock);
+	expired = dev->state == NBDWS_DEV_DEAD_WAIT && !atomic_read(&dev->live);
+	if (expired) {
+		dev->failing = true;
+		list_splice_init(&dev->held, &list);
 	}
+	spin_unlock_bh(&dev->held_lock);
+	nbdws_end_held(&list);
+	return expired;
 }
 
 struct nbdws_requeue_ctx {

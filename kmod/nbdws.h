@@ -14,6 +14,7 @@
 
 #include <linux/atomic.h>
 #include <linux/blk-mq.h>
+#include <linux/kref.h>
 #include <linux/mutex.h>
 #include <linux/net.h>
 #include <linux/rwsem.h>
@@ -138,6 +139,10 @@ struct nbdws_conn {
 	void (*saved_data_ready)(struct sock *sk);
 	void (*saved_state_change)(struct sock *sk);
 	void (*saved_write_space)(struct sock *sk);
+	/* Socket settings changed for block I/O, given back as they were. */
+	gfp_t saved_allocation;
+	bool saved_task_frag;
+	bool saved_nodelay;
 
 	/* Send side: queue_rq appends; whoever holds tx_mutex drains. */
 	spinlock_t send_lock;
@@ -168,6 +173,10 @@ struct nbdws_conn {
 
 struct nbdws_dev {
 	int index;
+	/* Taken by every configuration command on the device (see dev.c). */
+	struct mutex lock;
+	struct kref ref;
+	bool gone;			/* removed; under lock */
 	struct blk_mq_tag_set tag_set;
 	struct gendisk *disk;
 	bool disk_added;
@@ -185,7 +194,7 @@ struct nbdws_dev {
 	struct rw_semaphore tags_rwsem;
 	bool rx_paused;			/* no receiving in softirq, see rx.c */
 
-	/* Configuration, changed only under nbdws_cfg_mutex. */
+	/* Configuration, changed only under lock. */
 	u64 size;
 	u32 block_size;
 	u32 block_pref;
@@ -206,6 +215,14 @@ struct nbdws_dev {
 	bool disconnecting;
 	struct delayed_work dead_timeout_work;
 
+	/*
+	 * The close frame DISCONNECT ends WebSocket connections with; code
+	 * 0 means the default (1000, no reason). Set before the connections
+	 * are marked dead, read by their teardown.
+	 */
+	u16 disc_code;
+	char disc_text[WS_MAX_CONTROL - 1];
+
 	struct dentry *debugfs_dir;
 };
 
@@ -216,9 +233,8 @@ static inline struct nbdws_req *nbdws_rq_cmd(struct request *rq)
 
 /* Module-wide state (main.c). */
 extern struct workqueue_struct *nbdws_wq;
-extern struct mutex nbdws_cfg_mutex;
 
-/* dev.c: device life cycle. Callers hold nbdws_cfg_mutex. */
+/* dev.c: device life cycle. Callers hold the device's lock. */
 struct nbdws_dev_config {
 	u64 size;
 	u32 block_size;
@@ -243,12 +259,13 @@ void nbdws_dev_restart(struct nbdws_dev *dev);
 void nbdws_dev_reuse_abort(struct nbdws_dev *dev);
 void nbdws_dev_disconnect(struct nbdws_dev *dev);
 void nbdws_dev_destroy(struct nbdws_dev *dev);
-struct nbdws_dev *nbdws_dev_find(int index);
-struct nbdws_dev *nbdws_dev_next(int *index);
+struct nbdws_dev *nbdws_dev_get(int index);
+struct nbdws_dev *nbdws_dev_get_next(int *index);
+void nbdws_dev_put(struct nbdws_dev *dev);
 void nbdws_dev_set_timeout(struct nbdws_dev *dev, u32 timeout_ms);
 void nbdws_dev_grow(struct nbdws_dev *dev, unsigned int nr_conns);
+void nbdws_dev_update_hw_queues(struct nbdws_dev *dev);
 void nbdws_dev_remove_all(void);
-int nbdws_dev_init(void);
 void nbdws_dev_exit(void);
 
 /* mq.c: blk-mq operations and request hold/requeue. */
@@ -256,6 +273,7 @@ extern const struct blk_mq_ops nbdws_mq_ops;
 void nbdws_cmd_complete(struct request *rq);
 void nbdws_release_held(struct nbdws_dev *dev);
 void nbdws_fail_held(struct nbdws_dev *dev);
+bool nbdws_fail_held_expired(struct nbdws_dev *dev);
 void nbdws_requeue_conn(struct nbdws_conn *conn);
 
 /* conn.c: connection life cycle. */
@@ -272,12 +290,18 @@ int nbdws_sock_lookup(int fd, struct socket **sockp,
 		      const struct nlattr *attr);
 struct nbdws_conn *nbdws_conn_alloc(struct nbdws_dev *dev, unsigned int id);
 void nbdws_conn_free(struct nbdws_conn *conn);
+int nbdws_conn_prepare(struct nbdws_conn *conn,
+		       const struct nbdws_conn_params *p);
+void nbdws_conn_unprepare(struct nbdws_conn *conn,
+			  const struct nbdws_conn_params *p);
+void nbdws_conn_start(struct nbdws_conn *conn,
+		      const struct nbdws_conn_params *p);
 int nbdws_conn_attach(struct nbdws_conn *conn,
 		      const struct nbdws_conn_params *p);
 void nbdws_conn_mark_dead(struct nbdws_conn *conn, u32 reason);
 void nbdws_conn_quiesce(struct nbdws_conn *conn);
 void nbdws_conn_release_sock(struct nbdws_conn *conn);
-void nbdws_conn_send_disc(struct nbdws_conn *conn);
+void nbdws_conn_disconnect(struct nbdws_conn *conn);
 void nbdws_dead_timeout_work(struct work_struct *work);
 
 /*

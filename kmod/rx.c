@@ -251,7 +251,7 @@ static struct request *nbdws_rx_lookup(struct nbdws_conn *conn, u64 cookie)
 	if (!rq)
 		return NULL;
 	cmd = nbdws_rq_cmd(rq);
-	/* Pairs with the send_lock release in queue_rq. */
+	/* Pairs with atomic_set_release() in nbdws_conn_enqueue(). */
 	state = atomic_read_acquire(&cmd->state);
 	if (!(state & NBDWS_CMD_INFLIGHT) || state & NBDWS_CMD_REPLIED)
 		return NULL;

@@ -17,6 +17,7 @@
  */
 #include <linux/blk-mq.h>
 #include <linux/jiffies.h>
+#include <linux/sched/mm.h>
 #include <net/sock.h>
 
 #include "compat.h"
@@ -143,9 +144,25 @@ static int nbdws_tx_send(struct nbdws_conn *conn, struct nbdws_req *cmd,
 }
 
 /*
- * Send queued requests until the list is empty, the socket is full or the
- * time budget is spent (then returns true). Caller holds tx_mutex, which
- * keeps the byte stream of one connection in one sender's hands.
+ * A send failed with -EAGAIN although the socket has room: the skb or
+ * page fragment allocation failed (GFP_NOIO under memory pressure).
+ * sk_write_space will not fire for that when nothing is in flight, so
+ * the sender must come back by itself.
+ */
+static bool nbdws_tx_no_memory(struct nbdws_conn *conn)
+{
+	struct sock *sk = conn->sock->sk;
+
+	if (sk->sk_family == AF_UNIX)
+		return sock_writeable(sk);
+	return sk_stream_is_writeable(sk);
+}
+
+/*
+ * Send queued requests until the list is empty, the socket is full, or
+ * the time budget is spent or memory ran short (then returns true: the
+ * caller runs it again later). Caller holds tx_mutex, which keeps the
+ * byte stream of one connection in one sender's hands.
  */
 static bool nbdws_tx_drain(struct nbdws_conn *conn)
 {
@@ -160,7 +177,7 @@ static bool nbdws_tx_drain(struct nbdws_conn *conn)
 		if (!cmd && conn->ws.on) {
 			ret = nbdws_ws_tx_control(conn);
 			if (ret == -EAGAIN)
-				return false;
+				return nbdws_tx_no_memory(conn);
 			if (ret) {
 				nbdws_conn_mark_dead(conn,
 						     NBDWS_REASON_SOCKET_ERROR);
@@ -186,8 +203,8 @@ static bool nbdws_tx_drain(struct nbdws_conn *conn)
 			nbdws_ws_tx_begin(conn, cmd);
 
 		ret = nbdws_tx_send(conn, cmd, more);
-		if (ret == -EAGAIN)
-			return false;	/* sk_write_space queues tx_work */
+		if (ret == -EAGAIN)	/* sk_write_space queues tx_work */
+			return nbdws_tx_no_memory(conn);
 		if (ret) {
 			nbdws_conn_mark_dead(conn, NBDWS_REASON_SOCKET_ERROR);
 			return false;
@@ -207,11 +224,18 @@ void nbdws_tx_work(struct work_struct *work)
 {
 	struct nbdws_conn *conn = container_of(work, struct nbdws_conn,
 					       tx_work);
+	unsigned int noreclaim;
 	bool yielded;
 
+	/*
+	 * Writeback may depend on this send: allocate from the reserves
+	 * rather than fail, as nvme-tcp's io_work does.
+	 */
+	noreclaim = memalloc_noreclaim_save();
 	mutex_lock(&conn->tx_mutex);
 	yielded = nbdws_tx_drain(conn);
 	mutex_unlock(&conn->tx_mutex);
+	memalloc_noreclaim_restore(noreclaim);
 	if (yielded)
 		queue_work(nbdws_wq, &conn->tx_work);
 }

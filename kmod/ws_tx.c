@@ -358,12 +358,16 @@ static void nbdws_ws_ping_work(struct work_struct *work)
 }
 
 /* The close code our close frame carries for a connection ending so. */
-static u16 nbdws_ws_close_code(struct nbdws_ws *ws, u32 reason)
+static u16 nbdws_ws_close_code(struct nbdws_conn *conn, u32 reason)
 {
+	struct nbdws_ws *ws = &conn->ws;
+
 	if (ws->close_code)
 		return ws->close_code;
 	switch (reason) {
 	case NBDWS_REASON_USER:
+		if (conn->dev->disc_code)
+			return conn->dev->disc_code;
 		return WS_CLOSE_NORMAL;
 	case NBDWS_REASON_PROTOCOL:
 		return WS_CLOSE_PROTOCOL;
@@ -391,14 +395,21 @@ void nbdws_ws_send_close(struct nbdws_conn *conn, u32 reason)
 	size_t len = 0, tlen;
 	u16 code;
 
-	code = nbdws_ws_close_code(ws, reason);
+	code = nbdws_ws_close_code(conn, reason);
 	if (!ws->on || !code)
 		return;
 	if (code != WS_CLOSE_NO_STATUS) {
+		const char *text = NULL;
+
 		len = ws_close_payload(payload, code);
-		if (ws->end_reason == NBDWS_REASON_WS_PROTOCOL) {
-			tlen = strnlen(ws->end_text, WS_MAX_CONTROL - 2);
-			memcpy(payload + len, ws->end_text, tlen);
+		if (ws->end_reason == NBDWS_REASON_WS_PROTOCOL)
+			text = ws->end_text;
+		else if (!ws->close_code && reason == NBDWS_REASON_USER &&
+			 conn->dev->disc_code)
+			text = conn->dev->disc_text;
+		if (text) {
+			tlen = strnlen(text, WS_MAX_CONTROL - 2);
+			memcpy(payload + len, text, tlen);
 			len += tlen;
 		}
 	}

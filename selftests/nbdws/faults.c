@@ -226,6 +226,68 @@ TEST_F_TIMEOUT(faults, delay_beyond_timeout, 240)
 	disconnect_dev(_metadata, &self->index);
 }
 
+/*
+ * Error replies become block statuses the server cannot choose: ENOSPC
+ * and ENOTSUP keep their meaning, everything else is EIO (NBD_ENOMEM
+ * would otherwise read as the block layer's own BLK_STS_RESOURCE, and
+ * NBD_EOVERFLOW as a zoned-device status). The connection stays up.
+ */
+TEST_F_TIMEOUT(faults, error_replies_map_to_block_statuses, 180)
+{
+	static const struct {
+		uint32_t nbd;
+		bool write;
+		int want;
+	} c[] = {
+		{ NBDP_ENOMEM, false, EIO },
+		{ NBDP_ENOMEM, true, EIO },
+		{ NBDP_EOVERFLOW, false, EIO },
+		{ NBDP_EPERM, true, EIO },
+		{ NBDP_EINVAL, false, EIO },
+		{ NBDP_ESHUTDOWN, false, EIO },
+		{ 1234, false, EIO },
+		{ NBDP_ENOSPC, true, ENOSPC },
+		{ NBDP_ENOTSUP, true, EOPNOTSUPP },
+	};
+	struct nbdws_connect_args a;
+	struct nbdws_dev_status st;
+	struct ts_server srv;
+	uint32_t index;
+	int cfd = -1, sfd = -1, res;
+	size_t i;
+
+	ASSERT_EQ(0, ts_init(&srv, IMG_SIZE, SEED_A));
+	srv.mode = TS_ERR_REPLY;
+	ASSERT_EQ(0, tu_tcp_pair(&cfd, &sfd));
+	ASSERT_EQ(0, ts_add_conn(&srv, sfd));
+	nbdws_connect_defaults(&a, IMG_SIZE);
+	a.nfds = 1;
+	a.fds[0] = cfd;
+	ASSERT_EQ(0, nbdws_connect(&self->nl, &a, &index))
+		TH_LOG("%s", self->nl.extack);
+	self->index = index;
+	close(cfd);
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		uint64_t off = (uint64_t)(i + 1) * TU_MIB;
+
+		srv.err = c[i].nbd;
+		ts_arm(&srv, TS_ERR_REPLY,
+		       c[i].write ? NBDP_CMD_WRITE : NBDP_CMD_READ, off);
+		res = run_io(_metadata, index, off, 65536, SEED_A,
+			     c[i].write);
+		EXPECT_TRUE(atomic_load(&srv.triggered))
+			TH_LOG("case %zu: the request never came", i);
+		EXPECT_EQ(c[i].want, res)
+			TH_LOG("case %zu: NBD error %u gave %s, want %s", i,
+			       c[i].nbd, strerror(res), strerror(c[i].want));
+	}
+	ASSERT_EQ(0, nbdws_status(&self->nl, index, &st));
+	EXPECT_EQ(NBDWS_CONN_ALIVE, st.conns[0].state);
+	disconnect_dev(_metadata, &self->index);
+	ts_stop(&srv);
+}
+
 /* ---- one of two connections stops answering: requeue ---------------------- */
 
 TEST_F_TIMEOUT(faults, requeue_to_live_connection, 240)

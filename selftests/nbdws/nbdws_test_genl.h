@@ -393,6 +393,29 @@ static inline int nbdws_disconnect(struct nl *nl, uint32_t index)
 }
 
 /*
+ * DISCONNECT with a close frame for WebSocket connections: @code (0: no
+ * NBDWS_A_WS_CLOSE_CODE) and @reason_len bytes of @reason, sent as they
+ * are (NULL: no NBDWS_A_WS_CLOSE_REASON). @extra_attr, if not 0, adds a
+ * u32 attribute DISCONNECT does not take.
+ */
+static inline int nbdws_disconnect_close(struct nl *nl, uint32_t index,
+					 uint16_t code, const void *reason,
+					 size_t reason_len, int extra_attr)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = nl_cmd(nl, buf, NBDWS_CMD_DISCONNECT);
+
+	mnl_attr_put_u32(nlh, NBDWS_A_INDEX, index);
+	if (code)
+		mnl_attr_put_u16(nlh, NBDWS_A_WS_CLOSE_CODE, code);
+	if (reason)
+		mnl_attr_put(nlh, NBDWS_A_WS_CLOSE_REASON, reason_len, reason);
+	if (extra_attr)
+		mnl_attr_put_u32(nlh, extra_attr, 1);
+	return nl_transact(nl, nlh, NULL, NULL);
+}
+
+/*
  * RECONFIGURE: add connections (@ids NULL or an id of -1) or replace the
  * connection in slot @ids[i] with @fds[i]; @timeout_ms 0 leaves it alone.
  */

@@ -37,6 +37,7 @@ enum ts_mode {
 	TS_LONG_DATA,		/* data plus 512 bytes of garbage */
 	TS_STOP_READING,	/* stop reading requests for good */
 	TS_NO_REPLY,		/* swallow the request, keep serving */
+	TS_ERR_REPLY,		/* an error reply carrying s->err */
 };
 
 struct ts_server;
@@ -63,6 +64,7 @@ struct ts_server {
 	uint64_t trig_off;
 	atomic_int triggered;
 	atomic_int stop;
+	uint32_t err;			/* TS_ERR_REPLY: the NBD error */
 	/* Handshake parameters (ts_handshake_export_name). */
 	uint16_t tx_flags;
 	atomic_int opts_refused;
@@ -188,6 +190,10 @@ static inline int ts_misbehave(struct ts_conn *c, uint64_t cookie,
 		pthread_mutex_unlock(&c->wlock);
 		return 0;
 	case TS_NO_REPLY:
+		return 0;
+	case TS_ERR_REPLY:
+		ts_put_reply(h, NBDP_SIMPLE_REPLY_MAGIC, s->err, cookie);
+		ts_send_reply(c, h, 16, NULL, 0);
 		return 0;
 	default:
 		return 0;

@@ -8,6 +8,8 @@
  * correctly here), so these tests need no external program.
  */
 #include <grp.h>
+#include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
 
@@ -379,26 +381,37 @@ TEST_F_TIMEOUT(dev, second_device_gets_another_index, 120)
  * and a non-rotational export gets no elevator while a rotational one
  * keeps the block layer's default (mq-deadline for one connection).
  */
+/*
+ * Queue limits follow the export; a read-only device, whether the server
+ * or the client says so, advertises neither discard nor write zeroes.
+ */
 TEST_F_TIMEOUT(reject, queue_follows_export, 120)
 {
 	static const struct {
-		uint32_t bs_min, bs_pref, flags;
+		uint32_t bs_min, bs_pref, flags, client_flags;
 		const char *lbs, *pbs, *rot, *ro, *sched;
 	} c[] = {
-		{ 512, 4096, 0, "512", "4096", "0", "0", "[none]" },
-		{ 4096, 16384, NBDP_FLAG_ROTATIONAL | NBDP_FLAG_READ_ONLY,
+		{ 512, 4096, 0, 0, "512", "4096", "0", "0", "[none]" },
+		{ 4096, 16384, NBDP_FLAG_ROTATIONAL | NBDP_FLAG_READ_ONLY, 0,
 		  "4096", "16384", "1", "1", "[mq-deadline]" },
+		{ 512, 4096, 0, NBDWS_CF_READ_ONLY,
+		  "512", "4096", "0", "1", "[none]" },
+	};
+	static const char *const wr_limits[] = {
+		"queue/discard_max_bytes", "queue/discard_max_hw_bytes",
+		"queue/write_zeroes_max_bytes",
 	};
 	struct nbdws_connect_args a;
 	char disk[32], text[256];
 	uint32_t index;
-	size_t i;
+	size_t i, k;
 
 	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		nbdws_connect_defaults(&a, IMG_SIZE);
 		a.bs_min = c[i].bs_min;
 		a.bs_pref = c[i].bs_pref;
 		a.server_flags |= c[i].flags;
+		a.client_flags = c[i].client_flags;
 		ASSERT_EQ(0, connect_served(&self->nl, &self->srv, &a, &index,
 					    disk, sizeof(disk)))
 			TH_LOG("CONNECT: %s", self->nl.extack);
@@ -418,6 +431,18 @@ TEST_F_TIMEOUT(reject, queue_follows_export, 120)
 			TH_LOG("scheduler: %s", text);
 		ASSERT_EQ(0, tu_disk_attr(disk, "ro", text, sizeof(text)));
 		EXPECT_STREQ(c[i].ro, text);
+		/* TRIM and WRITE_ZEROES are offered by the server each time. */
+		for (k = 0; k < sizeof(wr_limits) / sizeof(wr_limits[0]); k++) {
+			ASSERT_EQ(0, tu_disk_attr(disk, wr_limits[k], text,
+						  sizeof(text)));
+			if (!strcmp(c[i].ro, "1")) {
+				EXPECT_STREQ("0", text)
+					TH_LOG("case %zu: %s", i, wr_limits[k]);
+			} else {
+				EXPECT_STRNE("0", text)
+					TH_LOG("case %zu: %s", i, wr_limits[k]);
+			}
+		}
 		ASSERT_EQ(0, nbdws_teardown_dev(&self->nl, index));
 	}
 }
@@ -528,6 +553,75 @@ TEST_F_TIMEOUT(dev, reconfigure_replaces_connection, 120)
 	ASSERT_EQ(0, tu_child_run(read_check_child, &ra, 60000, &res));
 	ASSERT_EQ(0, res) TH_LOG("read: %s", strerror(res));
 	ASSERT_LT(before, atomic_load(&self->srv.conns[1].reqs[NBDP_CMD_READ]));
+}
+
+/* ---- DISCONNECT's close frame ------------------------------------------- */
+
+/* Expect -@err with an extack message; the device must be untouched. */
+#define ASSERT_DISC_REJECTED(self, err, code, reason, len, extra) do {	\
+	int __r = nbdws_disconnect_close(&(self)->nl, (self)->index,	\
+					 (code), (reason), (len),	\
+					 (extra));			\
+	ASSERT_EQ(-(err), __r) TH_LOG("code %u: got %d (%s), extack '%s'", \
+		(code), __r, strerror(-__r), (self)->nl.extack);	\
+	ASSERT_TRUE((self)->nl.has_extack)				\
+		TH_LOG("errno right but no extack message");		\
+	assert_dev_intact(_metadata, self);				\
+} while (0)
+
+/*
+ * Close codes an endpoint must not send, reasons that are too long or not
+ * UTF-8 text, a reason without a code, an attribute DISCONNECT does not
+ * take: each refused, and the device keeps running.
+ */
+TEST_F_TIMEOUT(dev, disconnect_close_frame_rejected, 120)
+{
+	static const uint16_t out_of_range[] = { 1, 999, 5000, 65535 };
+	static const uint16_t reserved[] = { 1004, 1005, 1006, 1015, 1016,
+					     2999 };
+	char long_reason[125];
+	unsigned int i;
+
+	for (i = 0; i < sizeof(out_of_range) / sizeof(out_of_range[0]); i++)
+		ASSERT_DISC_REJECTED(self, ERANGE, out_of_range[i], NULL, 0, 0);
+	for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		ASSERT_DISC_REJECTED(self, EINVAL, reserved[i], NULL, 0, 0);
+
+	/* 124 bytes of text, with and without the NUL. */
+	memset(long_reason, 'x', sizeof(long_reason));
+	long_reason[124] = 0;
+	ASSERT_DISC_REJECTED(self, ERANGE, 4000, long_reason, 125, 0);
+	ASSERT_DISC_REJECTED(self, ERANGE, 4000, long_reason, 124, 0);
+
+	/* An overlong "/", a lone continuation byte, a surrogate, a NUL. */
+	ASSERT_DISC_REJECTED(self, EINVAL, 4000, "bad \xc0\xaf", 7, 0);
+	ASSERT_DISC_REJECTED(self, EINVAL, 4000, "bad \x80", 5, 0);
+	ASSERT_DISC_REJECTED(self, EINVAL, 4000, "\xed\xa0\x80", 3, 0);
+	ASSERT_DISC_REJECTED(self, EINVAL, 4000, "a\0b", 4, 0);
+
+	ASSERT_DISC_REJECTED(self, EINVAL, 0, "no code", 8, 0);
+	ASSERT_DISC_REJECTED(self, EINVAL, 4000, NULL, 0, NBDWS_A_TIMEOUT_MS);
+}
+
+/*
+ * The largest valid close frame, on a device with a plain connection:
+ * accepted, and ignored there (plain connections have no close frame).
+ */
+TEST_F_TIMEOUT(dev, disconnect_close_frame_plain, 120)
+{
+	char reason[124];
+	int ret;
+
+	memset(reason, 'r', sizeof(reason));
+	/* Two-byte characters: still 123 bytes. */
+	memcpy(reason, "\xc3\xa9\xc3\xa9", 4);
+	reason[123] = 0;
+	ret = nbdws_disconnect_close(&self->nl, self->index, 4999, reason,
+				     sizeof(reason), 0);
+	ASSERT_EQ(0, ret) TH_LOG("DISCONNECT: %s (%s)", strerror(-ret),
+				 self->nl.extack);
+	ASSERT_EQ(0, nbdws_wait_gone(self->index, 30000));
+	self->connected = false;
 }
 
 /* ---- malformed requests ----------------------------------------------------- */
@@ -723,6 +817,19 @@ TEST_F_TIMEOUT(reject, connect_block_size_not_power_of_two, 60)
 	ASSERT_REJECTED(send_connect(self, &a, NULL), self, EINVAL);
 }
 
+/* A preferred block size beyond the largest request: ERANGE. */
+TEST_F_TIMEOUT(reject, connect_block_size_pref_too_big, 60)
+{
+	struct nbdws_connect_args a;
+	int fd = served_fd(&self->srv);
+
+	ASSERT_LE(0, fd);
+	args_one_fd(&a, fd);
+	a.bs_pref = 64U << 20;
+	ASSERT_REJECTED(send_connect(self, &a, NULL), self, ERANGE);
+	close(fd);
+}
+
 TEST_F_TIMEOUT(reject, connect_queue_depth_too_big, 60)
 {
 	struct nbdws_connect_args a;
@@ -864,6 +971,116 @@ TEST_F_TIMEOUT(dev, connect_fd_already_in_use, 120)
 	EXPECT_TRUE(self->nl.has_extack);
 	close(a.fds[0]);
 	ASSERT_EQ(0, nbdws_teardown_dev(&self->nl, idx2));
+}
+
+/*
+ * The socket is given back as it came: the kernel turns Nagle off while
+ * it carries block I/O, and on again (as the caller had it) afterwards.
+ */
+TEST_F_TIMEOUT(reject, socket_settings_given_back, 120)
+{
+	struct nbdws_connect_args a;
+	socklen_t len = sizeof(int);
+	uint32_t index;
+	int fd, on = -1;
+
+	fd = served_fd(&self->srv);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len));
+	ASSERT_EQ(0, on);
+	args_one_fd(&a, fd);
+	ASSERT_EQ(0, nbdws_connect(&self->nl, &a, &index))
+		TH_LOG("CONNECT: %s", self->nl.extack);
+	ASSERT_EQ(0, getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len));
+	EXPECT_NE(0, on) TH_LOG("Nagle still on while the kernel sends");
+	ASSERT_EQ(0, nbdws_teardown_dev(&self->nl, index));
+	ASSERT_EQ(0, getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len));
+	EXPECT_EQ(0, on) TH_LOG("TCP_NODELAY not given back");
+	close(fd);
+}
+
+/* Two CONNECTs racing with one socket, released together (a pipe). */
+struct race_arg {
+	struct nbdws_connect_args a;
+	int go, go_w;		/* pipe: EOF on go means go */
+	int ret[2];		/* each child's result (shared memory) */
+	uint32_t index[2];
+};
+
+struct race_child_arg {
+	struct race_arg *r;
+	int who;
+};
+
+static int race_child(void *p)
+{
+	struct race_child_arg *c = p;
+	struct race_arg *r = c->r;
+	struct nl nl;
+	char b;
+
+	close(r->go_w);		/* or EOF never comes */
+	if (nl_open(&nl))
+		return 250;
+	if (read(r->go, &b, 1) < 0)
+		return 251;
+	r->ret[c->who] = nbdws_connect(&nl, &r->a, &r->index[c->who]);
+	nl_close(&nl);
+	return 0;
+}
+
+/*
+ * Commands run in parallel: two CONNECTs handed the same socket at the
+ * same moment must not both attach it. Exactly one wins, the other gets
+ * EBUSY; repeated, since the window is narrow.
+ */
+TEST_F_TIMEOUT(reject, connect_same_fd_racing, 180)
+{
+	struct race_arg *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct race_child_arg ca[2] = { { r, 0 }, { r, 1 } };
+	int round, k, res, p[2], fd;
+	pid_t pid[2];
+
+	ASSERT_NE(MAP_FAILED, r);
+	for (round = 0; round < 10; round++) {
+		int won = 0;
+
+		fd = served_fd(&self->srv);
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(0, pipe(p));
+		memset(r, 0, sizeof(*r));
+		args_one_fd(&r->a, fd);
+		r->go = p[0];
+		r->go_w = p[1];
+		for (k = 0; k < 2; k++) {
+			r->ret[k] = 1;
+			pid[k] = tu_child_start(race_child, &ca[k]);
+			ASSERT_LT(0, pid[k]);
+		}
+		/* Both are waiting on the pipe (or about to): go. */
+		tu_msleep(100);
+		close(p[1]);
+		for (k = 0; k < 2; k++) {
+			ASSERT_EQ(0, tu_child_wait(pid[k], 30000, &res));
+			ASSERT_EQ(0, res);
+		}
+		close(p[0]);
+		close(fd);
+		for (k = 0; k < 2; k++) {
+			if (!r->ret[k]) {
+				won++;
+				nbdws_teardown_dev(&self->nl, r->index[k]);
+			} else {
+				EXPECT_EQ(-EBUSY, r->ret[k])
+					TH_LOG("round %d: %s", round,
+					       strerror(-r->ret[k]));
+			}
+		}
+		ASSERT_EQ(1, won) TH_LOG("round %d: %d CONNECTs got the socket",
+					 round, won);
+	}
+	munmap(r, sizeof(*r));
 }
 
 /* ---- device indexes ------------------------------------------------------ */

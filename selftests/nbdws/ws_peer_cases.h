@@ -28,7 +28,8 @@
  * close 1002, I/O fails in bounded time, the device still disconnects.
  * Keepalive: pings reach the peer on an idle device; a peer that never
  * answers them, or stops answering them, gets the connection killed with
- * NBDWS_REASON_WS_PING_TIMEOUT.
+ * NBDWS_REASON_WS_PING_TIMEOUT. DISCONNECT ends the connection with the
+ * close code and reason it was given (1000 without).
  * The harness checks dmesg for oops/WARN afterwards.
  */
 #ifndef _NBDWS_WS_PEER_CASES_H
@@ -63,6 +64,7 @@ enum ws_kind {
 	WK_VIOLATION,		/* the peer breaks RFC 6455 mid-I/O */
 	WK_KEEPALIVE,		/* idle device, kernel pings, peer answers */
 	WK_NO_PONG,		/* kernel pings, peer never answers */
+	WK_DISC_CLOSE,		/* DISCONNECT's close frame reaches the peer */
 };
 
 FIXTURE(ws) {
@@ -83,8 +85,10 @@ FIXTURE_VARIANT(ws) {
 	const char *counters[3];
 	uint32_t ping_ms;
 	int min_pings;		/* WK_NO_PONG: pings the peer must have seen */
-	uint16_t close_code;	/* WK_CLOSE */
+	uint16_t close_code;	/* WK_CLOSE, WK_DISC_CLOSE */
 	const char *close_reason;
+	uint16_t disc_code;	/* WK_DISC_CLOSE: 0 = not given */
+	const char *disc_reason;
 };
 
 FIXTURE_VARIANT_ADD(ws, one_message_per_reply) {
@@ -162,6 +166,20 @@ FIXTURE_VARIANT_ADD(ws, keepalive_no_pong) {
 FIXTURE_VARIANT_ADD(ws, keepalive_pongs_stop) {
 	.kind = WK_NO_PONG, .ping_ms = 300, .args = { "--no-pong-after", "5" },
 	.min_pings = 6,
+};
+
+/* DISCONNECT without a close code: 1000, no reason. */
+FIXTURE_VARIANT_ADD(ws, disconnect_close_default) {
+	.kind = WK_DISC_CLOSE, .close_code = 1000, .close_reason = "",
+};
+
+/* DISCONNECT with a close code and the longest reason there may be. */
+FIXTURE_VARIANT_ADD(ws, disconnect_close_given) {
+	.kind = WK_DISC_CLOSE, .disc_code = 4321,
+	.disc_reason = "slot /vm1 handed to another client; "
+		       "reconnect in a minute or ask the administrator of "
+		       "this BMC why - 123 bytes of reason...",
+	.close_code = 4321,
 };
 
 /*
@@ -573,6 +591,50 @@ static void test_no_pong(struct __test_metadata *_metadata,
 	EXPECT_EQ(0, ws_peer_log_count(&self->peer, "kernel-violation"));
 }
 
+/*
+ * DISCONNECT of an idle device: the peer gets a close frame with exactly
+ * the code and reason DISCONNECT was given.
+ */
+static void test_disc_close(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(ws) *self,
+			    const FIXTURE_VARIANT(ws) *variant)
+{
+	struct io_job j = { .dev = self->dev, .off = OLD_OFF, .len = TU_MIB,
+			    .seed = IMG_SEED };
+	const char *reason = variant->disc_reason;
+	char tail[1500], want[300];
+	int ret, res = -1;
+
+	/* Served, so the connection is up and idle afterwards. */
+	ASSERT_EQ(0, tu_child_run(io_worker, &j, IO_WAIT_MS, &res));
+	ASSERT_EQ(0, res) TH_LOG("read: %s", strerror(res));
+
+	if (reason)
+		ASSERT_EQ(123, strlen(reason));
+	ret = nbdws_disconnect_close(&self->nl, self->index,
+				     variant->disc_code, reason,
+				     reason ? strlen(reason) + 1 : 0, 0);
+	ASSERT_EQ(0, ret) TH_LOG("DISCONNECT: %s (%s)", strerror(-ret),
+				 self->nl.extack);
+	EXPECT_EQ(0, nbdws_wait_gone(self->index, 30000));
+	self->connected = false;
+	EXPECT_EQ(0, ws_peer_wait(&self->peer, PEER_EXIT_MS));
+
+	/*
+	 * NBD_CMD_DISC goes out first, in the same segment as the close
+	 * frame as a rule: the peer acts on the close before it parses the
+	 * request, so its log cannot show the DISC.
+	 */
+	ws_peer_log_tail(&self->peer, tail, sizeof(tail));
+	/* The whole line: code and reason, nothing after them. */
+	snprintf(want, sizeof(want), "close-received code=%u reason=%s\n",
+		 variant->close_code, reason ? reason : "");
+	EXPECT_TRUE(ws_peer_log_has(&self->peer, want, 0))
+		TH_LOG("peer never got '%s':\n%s", want, tail);
+	EXPECT_EQ(1, ws_peer_log_count(&self->peer, "close-received"));
+	EXPECT_EQ(0, ws_peer_log_count(&self->peer, "kernel-violation"));
+}
+
 TEST_F_TIMEOUT(ws, transport, 900)
 {
 	ws_bring_up(_metadata, self, variant);
@@ -589,6 +651,9 @@ TEST_F_TIMEOUT(ws, transport, 900)
 		break;
 	case WK_NO_PONG:
 		test_no_pong(_metadata, self, variant);
+		break;
+	case WK_DISC_CLOSE:
+		test_disc_close(_metadata, self, variant);
 		break;
 	}
 }

@@ -38,7 +38,11 @@ enum nbdws_cmd {
 	NBDWS_CMD_UNSPEC,
 	/* Create a device from connected sockets; replies with the device. */
 	NBDWS_CMD_CONNECT,
-	/* Tear down a device (NBDWS_A_INDEX). */
+	/*
+	 * Tear down a device (NBDWS_A_INDEX). Optional NBDWS_A_WS_CLOSE_CODE
+	 * and NBDWS_A_WS_CLOSE_REASON: the close frame its WebSocket
+	 * connections end with, instead of 1000 without a reason.
+	 */
 	NBDWS_CMD_DISCONNECT,
 	/* Add or replace connections, change timeouts of a live device. */
 	NBDWS_CMD_RECONFIGURE,
@@ -74,7 +78,7 @@ enum nbdws_attr {
 	NBDWS_A_EVENT,			/* u32: enum nbdws_event */
 	NBDWS_A_REASON,			/* u32: enum nbdws_dead_reason */
 	NBDWS_A_WS_CLOSE_CODE,		/* u16: RFC 6455 close code */
-	NBDWS_A_WS_CLOSE_REASON,	/* string: close reason from the peer */
+	NBDWS_A_WS_CLOSE_REASON,	/* string: close reason, <= 123 bytes */
 	NBDWS_A_DISK_NAME,		/* string: "nbdws0" (replies only) */
 	NBDWS_A_STATE,			/* u32: enum nbdws_dev_state */
 
