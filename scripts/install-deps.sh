@@ -22,7 +22,7 @@ base_pkgs=(
 	qemu-system-x86 busybox-static
 	libnl-3-dev libnl-genl-3-dev libmnl-dev libkmod-dev
 	libjson-c-dev nbdkit nbd-server nbd-client qemu-utils libnbd-bin fio e2fsprogs
-	iproute2 procps websockify python3-websockets clang clang-tidy libclang-rt-14-dev
+	iproute2 procps openssl websockify python3-websockets clang clang-tidy libclang-rt-14-dev
 	linux-perf
 	chromium fonts-dejavu-core
 )

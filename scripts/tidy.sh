@@ -10,7 +10,7 @@ cd "$top" || exit 1
 files=$(ls common/*.c lib/*.c tools/*/*.c bench/*.c 2>/dev/null)
 [ -n "$files" ] || exit 0
 # shellcheck disable=SC2046
-flags="-std=gnu11 -D_GNU_SOURCE -Iuapi -Icommon -Ilib $(pkg-config --cflags libnl-genl-3.0 libmnl libkmod json-c)"
+flags="-std=gnu11 -D_GNU_SOURCE -Iuapi -Icommon -Ilib -Itools/nbdws-relay $(pkg-config --cflags libnl-genl-3.0 libmnl libkmod json-c)"
 echo "$files" | xargs -P "$(nproc)" -I{} sh -c \
 	"clang-tidy --quiet {} -- $flags 2>&1 | grep -v '^[0-9]* warnings\\? generated' ; exit \$((\$? == 0 ? 0 : 0))" \
 	> build/tidy.log
