@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "http_req.h"
+#include "pct.h"
 
 /* RFC 9110 5.6.2: tchar, the characters of a token. */
 static bool is_tchar(unsigned char c)
@@ -251,17 +252,6 @@ bool http_next_token(const struct http_request *req, const char *name,
 	return false;
 }
 
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode @n bytes of @s into @out (@size bytes with the NUL). */
 static bool pct_decode(const char *s, size_t n, char *out, size_t size)
 {
@@ -275,8 +265,8 @@ static bool pct_decode(const char *s, size_t n, char *out, size_t size)
 
 			if (i + 2 >= n)
 				return false;
-			hi = hex_val(s[i + 1]);
-			lo = hex_val(s[i + 2]);
+			hi = pct_hex_digit(s[i + 1]);
+			lo = pct_hex_digit(s[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				return false;
 			c = (char)(hi << 4 | lo);

@@ -214,10 +214,15 @@ void nbd_sock_set_wait_hook(nbd_sock_wait_fn hook)
 
 int nbd_sock_wait(int fd, short events, long long deadline_ms)
 {
-	struct pollfd pfd = { .fd = fd, .events = events };
-
 	if (wait_hook)
 		return wait_hook(fd, events, deadline_ms);
+	return nbd_sock_poll_wait(fd, events, deadline_ms);
+}
+
+int nbd_sock_poll_wait(int fd, short events, long long deadline_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+
 	for (;;) {
 		long long left = deadline_ms - nbd_now_ms();
 		int n;

@@ -35,6 +35,12 @@ long long nbd_now_ms(void);
 int nbd_sock_wait(int fd, short events, long long deadline_ms);
 
 /*
+ * nbd_sock_wait() without the hook: poll() until ready or @deadline_ms.
+ * A hook calls it for the waits it does not take over itself.
+ */
+int nbd_sock_poll_wait(int fd, short events, long long deadline_ms);
+
+/*
  * Process-wide: have nbd_sock_wait() call @hook instead of poll(), or
  * restore poll() with NULL. A program that multiplexes many connections
  * on one thread (nbdws-relay's fibers) makes every wait in this library

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "nbd_uri.h"
+#include "pct.h"
 
 struct scheme_entry {
 	const char *name;
@@ -47,17 +48,6 @@ const char *nbd_uri_scheme_name(enum nbd_uri_scheme scheme)
 	return "?";
 }
 
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int nbd_uri_pct_decode(const char *in, size_t len, char **out)
 {
 	char *s = malloc(len + 1);
@@ -71,8 +61,8 @@ int nbd_uri_pct_decode(const char *in, size_t len, char **out)
 
 			if (len - i < 3)
 				goto bad;
-			hi = hex_val(in[i + 1]);
-			lo = hex_val(in[i + 2]);
+			hi = pct_hex_digit(in[i + 1]);
+			lo = pct_hex_digit(in[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				goto bad;
 			s[o++] = (char)(hi << 4 | lo);
@@ -150,7 +140,7 @@ static int parse_authority(const char *a, size_t len, struct nbd_uri *uri,
 		for (i = 0; i < host_len; i++) {
 			char c = host[i];
 
-			if (hex_val(c) < 0 && c != ':' && c != '.' && c != '%')
+			if (pct_hex_digit(c) < 0 && c != ':' && c != '.' && c != '%')
 				break;
 		}
 		/* Allow a zone id ("%25eth0") after the address itself. */

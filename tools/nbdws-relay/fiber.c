@@ -233,25 +233,6 @@ static int park(struct fiber *f, long long deadline_ms)
 	return f->wait_result;
 }
 
-/* Outside a fiber: what nbd_sock_wait() does without the hook. */
-static int poll_wait(int fd, short events, long long deadline_ms)
-{
-	struct pollfd pfd = { .fd = fd, .events = events };
-
-	for (;;) {
-		long long left = deadline_ms - nbd_now_ms();
-		int n;
-
-		if (left <= 0)
-			return -ETIMEDOUT;
-		n = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		if (n > 0)
-			return 0;
-	}
-}
-
 int fiber_wait_fd(int fd, short events, long long deadline_ms)
 {
 	struct fiber *f = current;
@@ -260,7 +241,7 @@ int fiber_wait_fd(int fd, short events, long long deadline_ms)
 	int dupfd = -1, rc;
 
 	if (!f)
-		return poll_wait(fd, events, deadline_ms);
+		return nbd_sock_poll_wait(fd, events, deadline_ms);
 	if (f->cancelled)
 		return -ECANCELED;
 	if (deadline_ms - nbd_now_ms() <= 0)

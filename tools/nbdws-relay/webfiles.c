@@ -14,6 +14,7 @@
 #include "http_req.h"
 #include "relay.h"
 #include "webfiles.h"
+#include "pct.h"
 
 #define WEBFILES_CHUNK	((size_t)64 * 1024)
 
@@ -42,17 +43,6 @@ void webfiles_fini(void)
 	web_fd = -1;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int webfiles_name(const char *path, char *out, size_t size)
 {
 	size_t o = 0, comp = 0;
@@ -65,8 +55,8 @@ int webfiles_name(const char *path, char *out, size_t size)
 	for (p = path + 1; *p; p++) {
 		c = *p;
 		if (c == '%') {
-			hi = hexval(p[1]);
-			lo = hi < 0 ? -1 : hexval(p[2]);
+			hi = pct_hex_digit(p[1]);
+			lo = hi < 0 ? -1 : pct_hex_digit(p[2]);
 			if (lo < 0)
 				return 400;
 			c = (char)(hi << 4 | lo);
