@@ -237,6 +237,17 @@ static u16 handshake_close(int rc, const char **reason)
 }
 
 /* Raw bytes past the handshake, in the order the kernel must see them. */
+/* The connection could not be prepared for the kernel: close, release. */
+static void handover_failed(struct session *s, int rc, u8 *pre)
+{
+	relay_log(RELAY_LOG_INFO, "refused %s: hand-over: %s", s->peer,
+		  strerror(-rc));
+	ws_goodbye(s, rc == -EPROTO ? WS_CLOSE_PROTOCOL : WS_CLOSE_INTERNAL,
+		   "hand-over failed");
+	slot_release(s->slot, s->gen);
+	free(pre);
+}
+
 static int collect_preread(struct session *s, u8 **pre, size_t *len)
 {
 	struct nbdws_err err = { { 0 } };
@@ -289,12 +300,7 @@ static void fast_path(struct session *s, const struct nbd_export_info *info)
 	if (!rc && prelen > NBDWS_PREREAD_MAX)
 		rc = -EMSGSIZE;
 	if (rc) {
-		relay_log(RELAY_LOG_INFO, "refused %s: hand-over: %s",
-			  s->peer, strerror(-rc));
-		ws_goodbye(s, rc == -EPROTO ? WS_CLOSE_PROTOCOL :
-			   WS_CLOSE_INTERNAL, "hand-over failed");
-		slot_release(sl, s->gen);
-		free(pre);
+		handover_failed(s, rc, pre);
 		return;
 	}
 	c.info = info;
@@ -335,12 +341,7 @@ static void userspace_path(struct session *s,
 	if (!rc && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		rc = -errno;
 	if (rc) {
-		relay_log(RELAY_LOG_INFO, "refused %s: hand-over: %s",
-			  s->peer, strerror(-rc));
-		ws_goodbye(s, rc == -EPROTO ? WS_CLOSE_PROTOCOL :
-			   WS_CLOSE_INTERNAL, "hand-over failed");
-		slot_release(sl, s->gen);
-		free(pre);
+		handover_failed(s, rc, pre);
 		return;
 	}
 	/*
