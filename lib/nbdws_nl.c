@@ -334,3 +334,28 @@ bool nbdws_nl_get_str(const struct nlattr *a, char *buf, size_t len)
 	peer_text(buf, len, s, strnlen(s, (size_t)nla_len(a)));
 	return true;
 }
+
+static void connect_reply_attr(const struct nlattr *a,
+			       struct nbdws_nl_connect_reply *r)
+{
+	if (nla_type(a) == NBDWS_A_INDEX)
+		r->has_index = nbdws_nl_get_u32(a, &r->index);
+	else if (nla_type(a) == NBDWS_A_DISK_NAME)
+		nbdws_nl_get_str(a, r->disk, sizeof(r->disk));
+}
+
+int nbdws_nl_connect_reply_cb(struct nlattr *attrs, int len, void *arg)
+{
+	struct nbdws_nl_connect_reply *r = arg;
+	struct nlattr *a, *d;
+	int rem, drem;
+
+	nla_for_each_attr(a, attrs, len, rem) {
+		if (nla_type(a) == NBDWS_A_DEVICE)
+			nla_for_each_nested(d, a, drem)
+				connect_reply_attr(d, r);
+		else
+			connect_reply_attr(a, r);
+	}
+	return 0;
+}

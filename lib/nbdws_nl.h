@@ -97,6 +97,20 @@ int nbdws_nl_put_conn(struct nl_msg *msg, int fd, uint32_t transport,
 		      const void *preread, size_t preread_len,
 		      uint32_t ping_ms, int64_t id);
 
+/* The device a CONNECT created, as its reply names it. */
+struct nbdws_nl_connect_reply {
+	bool has_index;
+	uint32_t index;
+	char disk[32];
+};
+
+/*
+ * nbdws_nl_request() callback for a CONNECT reply (@arg: a zeroed
+ * struct nbdws_nl_connect_reply): the index and disk name, at top level
+ * or inside an NBDWS_A_DEVICE nest.
+ */
+int nbdws_nl_connect_reply_cb(struct nlattr *attrs, int len, void *arg);
+
 /* Safe attribute getters: false when absent or too short. */
 bool nbdws_nl_get_u16(const struct nlattr *a, uint16_t *v);
 bool nbdws_nl_get_u32(const struct nlattr *a, uint32_t *v);

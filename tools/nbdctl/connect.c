@@ -230,34 +230,6 @@ static int derive_params(const struct connect_cfg *cfg,
 	return 0;
 }
 
-struct connect_reply {
-	bool has_index;
-	uint32_t index;
-	char disk[32];
-};
-
-static int reply_cb(struct nlattr *attrs, int len, void *arg)
-{
-	struct connect_reply *r = arg;
-	struct nlattr *a, *d;
-	int rem, drem;
-
-	nla_for_each_attr(a, attrs, len, rem) {
-		if (nla_type(a) == NBDWS_A_INDEX)
-			r->has_index = nbdws_nl_get_u32(a, &r->index);
-		else if (nla_type(a) == NBDWS_A_DISK_NAME)
-			nbdws_nl_get_str(a, r->disk, sizeof(r->disk));
-		else if (nla_type(a) == NBDWS_A_DEVICE)
-			nla_for_each_nested(d, a, drem) {
-				if (nla_type(d) == NBDWS_A_INDEX)
-					r->has_index = nbdws_nl_get_u32(d, &r->index);
-				else if (nla_type(d) == NBDWS_A_DISK_NAME)
-					nbdws_nl_get_str(d, r->disk, sizeof(r->disk));
-			}
-	}
-	return 0;
-}
-
 static struct nl_msg *build_connect(struct nbdws_nl *nl,
 				    const struct connect_cfg *cfg,
 				    const struct nbd_export_info *info,
@@ -301,7 +273,8 @@ fail:
 
 static void print_result(const struct connect_cfg *cfg,
 			 const struct nbd_export_info *info,
-			 const struct dev_params *p, const struct connect_reply *r)
+			 const struct dev_params *p,
+			 const struct nbdws_nl_connect_reply *r)
 {
 	char dev[64];
 
@@ -331,7 +304,7 @@ static void print_result(const struct connect_cfg *cfg,
 static int do_connect(struct connect_cfg *cfg)
 {
 	struct nbdws_nl nl, events = { 0 };
-	struct connect_reply reply = { 0 };
+	struct nbdws_nl_connect_reply reply = { 0 };
 	struct conn_target target = {
 		.uri = &cfg->uri,
 		.ws = &cfg->ws.dial,
@@ -383,7 +356,7 @@ static int do_connect(struct connect_cfg *cfg)
 		nbdctl_err("out of memory building the request");
 		goto out_conns;
 	}
-	rc = nbdws_nl_request(&nl, msg, reply_cb, &reply);
+	rc = nbdws_nl_request(&nl, msg, nbdws_nl_connect_reply_cb, &reply);
 	if (rc) {
 		nbdctl_nl_perror(&nl, rc, "the kernel refused the device");
 		goto out_conns;

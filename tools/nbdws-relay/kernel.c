@@ -185,37 +185,6 @@ fail:
 
 /* ---- the worker ---------------------------------------------------------- */
 
-struct connect_reply {
-	bool has_index;
-	uint32_t index;
-	char disk[32];
-};
-
-static void reply_attr(const struct nlattr *a, struct connect_reply *r)
-{
-	if (nla_type(a) == NBDWS_A_INDEX)
-		r->has_index = nbdws_nl_get_u32(a, &r->index);
-	else if (nla_type(a) == NBDWS_A_DISK_NAME)
-		nbdws_nl_get_str(a, r->disk, sizeof(r->disk));
-}
-
-/* The device created, at top level or in an NBDWS_A_DEVICE nest. */
-static int reply_cb(struct nlattr *attrs, int len, void *arg)
-{
-	struct connect_reply *r = arg;
-	struct nlattr *a, *d;
-	int rem, drem;
-
-	nla_for_each_attr(a, attrs, len, rem) {
-		if (nla_type(a) == NBDWS_A_DEVICE)
-			nla_for_each_nested(d, a, drem)
-				reply_attr(d, r);
-		else
-			reply_attr(a, r);
-	}
-	return 0;
-}
-
 /* The one connection of a CONNECT or RECONFIGURE. */
 static int put_conns(struct nl_msg *msg, const struct kernel_op *op, int64_t id)
 {
@@ -264,13 +233,13 @@ static struct nl_msg *build_connect(const struct kernel_op *op)
 
 static int run_connect(struct kernel_op *op)
 {
-	struct connect_reply r = { 0 };
+	struct nbdws_nl_connect_reply r = { 0 };
 	struct nl_msg *msg = build_connect(op);
 	int rc;
 
 	if (!msg)
 		return -ENOMEM;
-	rc = nbdws_nl_request(&k.cmd, msg, reply_cb, &r);
+	rc = nbdws_nl_request(&k.cmd, msg, nbdws_nl_connect_reply_cb, &r);
 	if (rc)
 		return rc;
 	if (!r.has_index) {
