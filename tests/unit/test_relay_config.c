@@ -27,28 +27,13 @@
 #include <json.h>
 
 #include "kselftest_harness.h"
-
-struct rrun {
-	int status;		/* exit code, or -1 if killed */
-	char out[8192];
-	char err[16384];
-};
+#include "tool_run.h"
 
 /* build/unit/test_relay_config -> build/san/nbdws-relay, unless $NBDWS_RELAY. */
 static const char *relay_path(void)
 {
-	static char path[PATH_MAX];
-	char self[PATH_MAX];
-	ssize_t n;
-
-	if (getenv("NBDWS_RELAY"))
-		return getenv("NBDWS_RELAY");
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n < 0)
-		return "build/san/nbdws-relay";
-	self[n] = '\0';
-	snprintf(path, sizeof(path), "%s/../san/nbdws-relay", dirname(self));
-	return path;
+	return tool_path("NBDWS_RELAY", "san/nbdws-relay",
+			 "build/san/nbdws-relay");
 }
 
 /*
@@ -89,79 +74,22 @@ static void read_version(char *buf, size_t size)
 	fclose(f);
 }
 
-static void slurp(int fd, char *buf, size_t len)
+static void run_relay_argv(struct run *r, char *const *args)
 {
-	size_t off = 0;
-	ssize_t n;
-
-	while (off + 1 < len && (n = read(fd, buf + off, len - off - 1)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		off += (size_t)n;
-	}
-	buf[off] = '\0';
+	run_tool_argv(r, relay_path(), args);
 }
 
-/*
- * Run the relay with @args (NULL-terminated, without argv[0]). It is
- * killed by SIGALRM after 20 s should it ever start serving.
- */
-static void run_relay_argv(struct rrun *r, char *const *args)
-{
-	char *argv[64];
-	int out[2], err[2], st, i;
-	pid_t pid;
-
-	argv[0] = (char *)relay_path();
-	for (i = 1; i < 63 && args[i - 1]; i++)
-		argv[i] = args[i - 1];
-	argv[i] = NULL;
-	if (pipe(out) || pipe(err))
-		abort();
-	pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-
-		dup2(null, 0);
-		dup2(out[1], 1);
-		dup2(err[1], 2);
-		close(out[0]);
-		close(err[0]);
-		unsetenv("NBDWS_MODULE_PATH");
-		alarm(20);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(out[1]);
-	close(err[1]);
-	/* Outputs are small: reading one after the other cannot block. */
-	slurp(out[0], r->out, sizeof(r->out));
-	slurp(err[0], r->err, sizeof(r->err));
-	close(out[0]);
-	close(err[0]);
-	waitpid(pid, &st, 0);
-	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void run_relay(struct rrun *r, ...)
+static void run_relay(struct run *r, ...)
 {
 	char *args[63];
-	va_list ap;
-	int i = 0;
 
-	va_start(ap, r);
-	while (i < 62 && (args[i] = va_arg(ap, char *)))
-		i++;
-	va_end(ap);
-	args[i] = NULL;
+	RUN_COLLECT_ARGS(args, r);
 	run_relay_argv(r, args);
 }
 
 /* Exit status 2, the message and a usage line on stderr, nothing on stdout. */
 #define EXPECT_USAGE(msg, ...) do { \
-	struct rrun r_; \
+	struct run r_; \
 	run_relay(&r_, __VA_ARGS__, NULL); \
 	EXPECT_EQ(2, r_.status) TH_LOG("stderr: %s", r_.err); \
 	EXPECT_NE(NULL, strstr(r_.err, msg)) TH_LOG("want \"%s\", stderr: %s", msg, r_.err); \
@@ -211,7 +139,7 @@ TEST(binary_exists)
 TEST(help_and_version)
 {
 	char version[64], want[96];
-	struct rrun r;
+	struct run r;
 
 	run_relay(&r, "--help", NULL);
 	EXPECT_EQ(0, r.status);
@@ -237,7 +165,7 @@ TEST(bad_command_lines)
 {
 	char long_unix[160], many[17][16];
 	char *args[40];
-	struct rrun r;
+	struct run r;
 	int i;
 
 	EXPECT_USAGE("nbdws-relay: unknown option --foo", "--foo");
@@ -326,7 +254,7 @@ static const char nbd_proxy_example[] =
 TEST_F(cfg, nbd_proxy_example_metadata)
 {
 	json_object *top, *md, *desc;
-	struct rrun r;
+	struct run r;
 	int n = 0;
 
 	ASSERT_EQ(0, write_text(self->file, nbd_proxy_example));
@@ -361,7 +289,7 @@ TEST_F(cfg, nbd_proxy_example_metadata)
 TEST_F(cfg, nbd_proxy_leniencies)
 {
 	json_object *top, *v, *x;
-	struct rrun r;
+	struct run r;
 
 	ASSERT_EQ(0, write_text(self->file,
 		"{ \"configurations\": {\n"
@@ -398,7 +326,7 @@ TEST_F(cfg, nbd_proxy_leniencies)
 TEST(example_config_loads)
 {
 	char path[PATH_MAX], line[1024];
-	struct rrun r;
+	struct run r;
 
 	src_path(path, sizeof(path), "tools/nbdws-relay/config.example.json");
 	run_relay(&r, "--config", path, "--metadata", NULL);
@@ -489,7 +417,7 @@ TEST_F(cfg, bad_values_name_the_key)
 {
 	char want[512];
 	unsigned int i;
-	struct rrun r;
+	struct run r;
 
 	for (i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++) {
 		ASSERT_EQ(0, write_text(self->file, bad_values[i].json));
@@ -510,7 +438,7 @@ TEST_F(cfg, bad_values_name_the_key)
 TEST_F(cfg, file_errors)
 {
 	char want[256];
-	struct rrun r;
+	struct run r;
 
 	ASSERT_EQ(0, write_text(self->file, "{\n  \"slots\": {\n    \"d\": { \"hold\" 60 }\n  }\n}\n"));
 	run_relay(&r, "--config", self->file, "--metadata", NULL);
@@ -556,7 +484,7 @@ TEST_F(cfg, file_errors)
 /* What only the whole (file and options together) can get wrong. */
 TEST_F(cfg, whole_configuration_errors)
 {
-	struct rrun r;
+	struct run r;
 
 	ASSERT_EQ(0, write_text(self->file, "{ \"listen\": [\":1\"] }"));
 	run_relay(&r, "--config", self->file, NULL);
@@ -614,7 +542,7 @@ TEST_F(cfg, whole_configuration_errors)
 TEST_F(cfg, options_override_file)
 {
 	char line[1024], sock[128], want[512];
-	struct rrun r;
+	struct run r;
 
 	ASSERT_EQ(0, write_text(self->file,
 		"{ \"timeout\": 12,\n"
@@ -668,7 +596,7 @@ TEST_F(cfg, options_override_file)
 TEST_F(cfg, lone_slot_is_default)
 {
 	char line[1024];
-	struct rrun r;
+	struct run r;
 
 	ASSERT_EQ(0, write_text(self->file, nbd_proxy_example));
 	run_relay(&r, "--config", self->file, "-v", "--listen", ":1", "--insecure", NULL);
