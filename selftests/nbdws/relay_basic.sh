@@ -22,23 +22,7 @@ set -u
 
 relay_prereqs
 echo "1..20"
-make_data
-write_hook
-write_tokens "$tok_a disk0" "$tok_b disk1" "$tok_all"
-cat > "$tmp/relay.json" <<EOF
-{
-  "state-hook": "$tmp/hook",
-  "auth": { "tokens-file": "$tmp/tokens" },
-  "defaults": { "hold": 60 },
-  "slots": {
-    "disk0": { "index": 3, "default": true,
-               "metadata": { "description": "selftest disk0" } },
-    "disk1": { "index": 4 },
-    "ro": { "index": 5, "read-only": true },
-    "hookfail": { "index": 6 }
-  }
-}
-EOF
+four_slot_setup
 
 # --metadata: jsnbd's contract, slot name -> metadata (null when none).
 "$relay_bin" --config "$tmp/relay.json" --metadata > "$tmp/meta.out" 2>&1

@@ -48,22 +48,10 @@ declare -A sv_pid
 serve_file() {
 	local name=$1 slot=$2
 	shift 2
-	dev=
 	spawn "$tmp/$name.log" "$serve_bin" -v --token-file "$tmp/tok_a" \
 		"$@" "$url/$slot"
 	sv_pid[$name]=$last_pid
-	wait_state "$slot" serving 60 > "$tmp/serve.out" 2>&1 || {
-		cat "$tmp/$name.log" >> "$tmp/serve.out"
-		tail -n 20 "$tmp/relay.log" >> "$tmp/serve.out"
-		return 1
-	}
-	dev=$(status_get "slots[name=$slot].device")
-	for _ in $(seq 100); do
-		[ -b "$dev" ] && return 0
-		sleep 0.1
-	done
-	echo "no block device '$dev'" >> "$tmp/serve.out"
-	return 1
+	wait_serving "$slot" "$tmp/$name.log"
 }
 
 # stop_serve NAME SIGNAL: signal it; its exit status (124: did not exit

@@ -240,15 +240,17 @@ wait_event() {
 	return 1
 }
 
-# serve NAME URL NBDKIT-NAME SLOT [OPTIONS]: browser connects and the slot
-# reaches "serving"; sets $dev from /status. 0 on success.
-serve() {
-	local name=$1 url=$2 srv=$3 slot=$4
-	shift 4
+# wait_serving SLOT LOG...: the slot reaches "serving" and its block
+# device appears; sets $dev from /status. On failure the LOGs and the
+# relay's last lines go to $tmp/serve.out. 0 on success.
+wait_serving() {
+	local slot=$1 log
+	shift
 	dev=
-	browser "$name" "$url" "$srv" "$@"
 	wait_state "$slot" serving 60 > "$tmp/serve.out" 2>&1 || {
-		cat "$tmp/$name.ev" "$tmp/$name.br.log" >> "$tmp/serve.out"
+		for log in "$@"; do
+			cat "$log" >> "$tmp/serve.out"
+		done
 		tail -n 20 "$tmp/relay.log" >> "$tmp/serve.out"
 		return 1
 	}
@@ -259,6 +261,15 @@ serve() {
 	done
 	echo "no block device '$dev'" >> "$tmp/serve.out"
 	return 1
+}
+
+# serve NAME URL NBDKIT-NAME SLOT [OPTIONS]: browser connects and the slot
+# reaches "serving"; sets $dev from /status. 0 on success.
+serve() {
+	local name=$1 url=$2 srv=$3 slot=$4
+	shift 4
+	browser "$name" "$url" "$srv" "$@"
+	wait_serving "$slot" "$tmp/$name.ev" "$tmp/$name.br.log"
 }
 
 # stop_browser NAME SIGNAL: signal it and wait for it to exit.
@@ -297,6 +308,30 @@ no_devices() {
 make_data() {
 	dd if=/dev/urandom of="$tmp/pat" bs=1M count=8 status=none
 	dd if=/dev/urandom of="$tmp/old" bs=1M count=4 status=none
+}
+
+# four_slot_setup: data, hook, tokens ($tok_a for disk0, $tok_b for
+# disk1, $tok_all for every slot) and $tmp/relay.json with the slots
+# relay_basic.sh and relay_modes.sh share: disk0 (index 3, the default,
+# with metadata), disk1 (4), ro (5, read-only) and hookfail (6), held 60 s.
+four_slot_setup() {
+	make_data
+	write_hook
+	write_tokens "$tok_a disk0" "$tok_b disk1" "$tok_all"
+	cat > "$tmp/relay.json" <<EOF
+{
+  "state-hook": "$tmp/hook",
+  "auth": { "tokens-file": "$tmp/tokens" },
+  "defaults": { "hold": 60 },
+  "slots": {
+    "disk0": { "index": 3, "default": true,
+               "metadata": { "description": "selftest disk0" } },
+    "disk1": { "index": 4 },
+    "ro": { "index": 5, "read-only": true },
+    "hookfail": { "index": 6 }
+  }
+}
+EOF
 }
 
 make_image() {	# make_image FILE MiB: zeroes, old data at 16 MiB
