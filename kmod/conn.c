@@ -147,6 +147,10 @@ struct nbdws_conn *nbdws_conn_alloc(struct nbdws_dev *dev, unsigned int id)
 	conn = kzalloc(sizeof(*conn), GFP_KERNEL);
 	if (!conn)
 		return NULL;
+	if (nbdws_stats_alloc(conn)) {
+		kfree(conn);
+		return NULL;
+	}
 	conn->dev = dev;
 	conn->id = id;
 	/* Dead until a socket is attached: queue_rq skips it. */
@@ -166,6 +170,7 @@ void nbdws_conn_free(struct nbdws_conn *conn)
 	if (!conn)
 		return;
 	nbdws_conn_release_sock(conn);
+	nbdws_stats_free(conn);
 	kfree(conn);
 }
 
@@ -256,7 +261,6 @@ void nbdws_conn_start(struct nbdws_conn *conn,
 			      sock->ops->read_sock;
 	conn->tx_cur = NULL;
 	nbdws_rx_reset(conn);
-	atomic64_set(&conn->stats[NBDWS_STAT_A_INFLIGHT], 0);
 
 	/* The socket now carries block I/O: no allocation may recurse. */
 	conn->saved_allocation = sk->sk_allocation;
@@ -280,6 +284,8 @@ void nbdws_conn_start(struct nbdws_conn *conn,
 
 	spin_lock_bh(&conn->send_lock);
 	WRITE_ONCE(conn->reason, NBDWS_REASON_NONE);
+	/* The first request on the new socket is sampled for the peak. */
+	conn->peak_sampled = jiffies - 1;
 	clear_bit(NBDWS_CONN_F_DEAD, &conn->flags);
 	spin_unlock_bh(&conn->send_lock);
 	atomic_inc(&dev->live);

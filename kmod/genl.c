@@ -740,7 +740,7 @@ static int nbdws_nl_reconfigure(struct sk_buff *skb, struct genl_info *info)
 		nbdws_conn_start(conn, &nc[i].p);
 		nc[i].p.sock = NULL;	/* owned by the connection now */
 		if (nc[i].slot < dev->nr_conns)
-			nbdws_stat_add(conn, NBDWS_STAT_A_RECONNECTS, 1);
+			nbdws_stat_add(conn, NBDWS_CTR_RECONNECTS, 1);
 		nbdws_event(dev, NBDWS_EVENT_RECONNECTED, conn->id,
 			    NBDWS_REASON_NONE);
 	}
@@ -771,15 +771,16 @@ out_put:
 
 static int nbdws_nl_put_stats(struct sk_buff *skb, struct nbdws_conn *conn)
 {
+	u64 v[__NBDWS_STAT_A_MAX] = { 0 };
 	struct nlattr *nest;
 	int s;
 
 	nest = nla_nest_start(skb, NBDWS_CONN_A_STATS);
 	if (!nest)
 		return -EMSGSIZE;
+	nbdws_stats_read(conn, v);
 	for (s = NBDWS_STAT_A_READS; s <= NBDWS_STAT_A_MAX; s++) {
-		if (nla_put_u64_64bit(skb, s, atomic64_read(&conn->stats[s]),
-				      NBDWS_STAT_A_PAD))
+		if (nla_put_u64_64bit(skb, s, v[s], NBDWS_STAT_A_PAD))
 			return -EMSGSIZE;
 	}
 	nla_nest_end(skb, nest);

@@ -64,7 +64,7 @@ static blk_status_t nbdws_map_op(struct nbdws_dev *dev, struct request *rq,
 static bool nbdws_conn_enqueue(struct nbdws_conn *conn, struct request *rq)
 {
 	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
-	s64 now, peak;
+	unsigned long now = jiffies;
 
 	spin_lock_bh(&conn->send_lock);
 	if (nbdws_conn_dead(conn)) {
@@ -72,23 +72,22 @@ static bool nbdws_conn_enqueue(struct nbdws_conn *conn, struct request *rq)
 		return false;
 	}
 	WRITE_ONCE(cmd->conn, conn);
+	/* Counted before the release below; see nbdws_stats_inflight(). */
+	nbdws_stat_add(conn, NBDWS_CTR_SENT, 1);
 	/*
 	 * Publishes cmd->conn and the cookie: a reply may be parsed before
 	 * the sender is done, without send_lock (nbdws_rx_lookup()).
 	 */
 	atomic_set_release(&cmd->state, NBDWS_CMD_INFLIGHT);
 	list_add_tail(&cmd->node, &conn->send_list);
+	/*
+	 * Once per jiffy (any other jiffy than the last sample's: no
+	 * time_after(), which a long idle time would wrap). peak_sampled
+	 * shares send_lock's cache line, so the check costs nothing.
+	 */
+	if (conn->peak_sampled != now)
+		nbdws_stats_sample_peak(conn);
 	spin_unlock_bh(&conn->send_lock);
-
-	now = atomic64_inc_return(&conn->stats[NBDWS_STAT_A_INFLIGHT]);
-	peak = atomic64_read(&conn->stats[NBDWS_STAT_A_INFLIGHT_PEAK]);
-	while (now > peak) {
-		s64 old = atomic64_cmpxchg(&conn->stats[NBDWS_STAT_A_INFLIGHT_PEAK],
-					   peak, now);
-		if (old == peak)
-			break;
-		peak = old;
-	}
 	return true;
 }
 
@@ -238,7 +237,7 @@ void nbdws_cmd_complete(struct request *rq)
 {
 	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
 
-	atomic64_dec(&cmd->conn->stats[NBDWS_STAT_A_INFLIGHT]);
+	nbdws_stat_add(cmd->conn, NBDWS_CTR_RETIRED, 1);
 	atomic_set(&cmd->state, 0);
 	blk_mq_complete_request(rq);
 }
@@ -261,7 +260,7 @@ static enum blk_eh_timer_return nbdws_timeout(struct request *rq)
 		return BLK_EH_RESET_TIMER;
 	conn = READ_ONCE(cmd->conn);
 	if (conn && !nbdws_conn_dead(conn)) {
-		nbdws_stat_add(conn, NBDWS_STAT_A_TIMEOUTS, 1);
+		nbdws_stat_add(conn, NBDWS_CTR_TIMEOUTS, 1);
 		dev_warn_ratelimited(disk_to_dev(dev->disk),
 				     "request %#llx timed out on connection %u\n",
 				     cmd->cookie, conn->id);
@@ -373,7 +372,7 @@ static bool nbdws_requeue_one(struct request *rq, void *data)
 	    !(atomic_read(&cmd->state) & NBDWS_CMD_INFLIGHT))
 		return true;
 	atomic_set(&cmd->state, 0);
-	atomic64_dec(&ctx->conn->stats[NBDWS_STAT_A_INFLIGHT]);
+	nbdws_stat_add(ctx->conn, NBDWS_CTR_RETIRED, 1);
 	blk_mq_requeue_request(rq, false);
 	ctx->count++;
 	return true;

@@ -17,8 +17,10 @@
 #include <linux/kref.h>
 #include <linux/mutex.h>
 #include <linux/net.h>
+#include <linux/percpu.h>
 #include <linux/rwsem.h>
 #include <linux/spinlock.h>
+#include <linux/u64_stats_sync.h>
 #include <linux/uio.h>
 #include <linux/workqueue.h>
 #include <linux/nbdws.h>
@@ -127,6 +129,33 @@ struct nbdws_ws {
 	struct page *spare;		/* when the frag cache is out of memory */
 };
 
+/*
+ * Counters of a connection, kept per CPU so that no request writes a
+ * cache line shared with other CPUs to count itself (see stats.c). Most
+ * are STATUS counters; SENT and RETIRED give the number in flight.
+ */
+enum nbdws_ctr {
+	NBDWS_CTR_READS,
+	NBDWS_CTR_WRITES,
+	NBDWS_CTR_FLUSHES,
+	NBDWS_CTR_TRIMS,
+	NBDWS_CTR_WRITE_ZEROES,
+	NBDWS_CTR_READ_BYTES,
+	NBDWS_CTR_WRITE_BYTES,
+	NBDWS_CTR_ERRORS,
+	NBDWS_CTR_TIMEOUTS,
+	NBDWS_CTR_RECONNECTS,
+	NBDWS_CTR_SENT,			/* requests handed to the connection */
+	NBDWS_CTR_RETIRED,		/* ... and completed or requeued */
+
+	NBDWS_CTR_NR,
+};
+
+struct nbdws_conn_stats {
+	u64_stats_t ctr[NBDWS_CTR_NR];
+	struct u64_stats_sync syncp;
+};
+
 struct nbdws_conn {
 	struct nbdws_dev *dev;
 	unsigned int id;
@@ -147,6 +176,9 @@ struct nbdws_conn {
 	/* Send side: queue_rq appends; whoever holds tx_mutex drains. */
 	spinlock_t send_lock;
 	struct list_head send_list;
+	/* The in-flight peak and when it was last sampled; under send_lock. */
+	u64 inflight_peak;
+	unsigned long peak_sampled;
 	struct mutex tx_mutex;		/* one sender at a time */
 	struct nbdws_req *tx_cur;	/* under tx_mutex */
 	struct work_struct tx_work;
@@ -165,7 +197,7 @@ struct nbdws_conn {
 	size_t preread_off;
 
 	struct work_struct dead_work;
-	atomic64_t stats[__NBDWS_STAT_A_MAX];
+	struct nbdws_conn_stats __percpu *stats;
 
 	bool ktls;			/* a ULP (kTLS) owns the byte stream */
 	struct nbdws_ws ws;
@@ -328,10 +360,29 @@ static inline bool nbdws_conn_dead(const struct nbdws_conn *conn)
 	return test_bit(NBDWS_CONN_F_DEAD, &conn->flags);
 }
 
-static inline void nbdws_stat_add(struct nbdws_conn *conn, int stat, u64 v)
+/*
+ * Count @v in counter @c of @conn, on this CPU's copy. Any context: the
+ * irqsave variant (which does nothing on 64-bit) keeps a softirq from
+ * nesting in a process-context update on 32-bit, where the seqcount would
+ * otherwise let a reader see a torn value.
+ */
+static inline void nbdws_stat_add(struct nbdws_conn *conn, enum nbdws_ctr c,
+				  unsigned long v)
 {
-	atomic64_add(v, &conn->stats[stat]);
+	struct nbdws_conn_stats *s = get_cpu_ptr(conn->stats);
+	unsigned long flags = u64_stats_update_begin_irqsave(&s->syncp);
+
+	u64_stats_add(&s->ctr[c], v);
+	u64_stats_update_end_irqrestore(&s->syncp, flags);
+	put_cpu_ptr(conn->stats);
 }
+
+/* stats.c: the counters' life cycle and what STATUS reports of them. */
+int nbdws_stats_alloc(struct nbdws_conn *conn);
+void nbdws_stats_free(struct nbdws_conn *conn);
+void nbdws_stats_replied(struct nbdws_conn *conn, struct request *rq);
+u64 nbdws_stats_sample_peak(struct nbdws_conn *conn);
+void nbdws_stats_read(struct nbdws_conn *conn, u64 *out);
 
 /* tx.c: send path. */
 void nbdws_tx_prepare(struct nbdws_dev *dev, struct request *rq, u16 type,

@@ -197,40 +197,12 @@ static int nbdws_preread_pull(struct nbdws_rx_src *src, struct iov_iter *to)
 	return n;
 }
 
-static void nbdws_rx_account(struct nbdws_conn *conn, struct request *rq)
-{
-	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
-
-	switch (cmd->nbd_type) {
-	case NBDP_CMD_READ:
-		nbdws_stat_add(conn, NBDWS_STAT_A_READS, 1);
-		nbdws_stat_add(conn, NBDWS_STAT_A_READ_BYTES, blk_rq_bytes(rq));
-		break;
-	case NBDP_CMD_WRITE:
-		nbdws_stat_add(conn, NBDWS_STAT_A_WRITES, 1);
-		nbdws_stat_add(conn, NBDWS_STAT_A_WRITE_BYTES,
-			       blk_rq_bytes(rq));
-		break;
-	case NBDP_CMD_FLUSH:
-		nbdws_stat_add(conn, NBDWS_STAT_A_FLUSHES, 1);
-		break;
-	case NBDP_CMD_TRIM:
-		nbdws_stat_add(conn, NBDWS_STAT_A_TRIMS, 1);
-		break;
-	case NBDP_CMD_WRITE_ZEROES:
-		nbdws_stat_add(conn, NBDWS_STAT_A_WRITE_ZEROES, 1);
-		break;
-	}
-	if (cmd->error)
-		nbdws_stat_add(conn, NBDWS_STAT_A_ERRORS, 1);
-}
-
 /* The reply to @rq is complete; finish it unless the send side still runs. */
 static void nbdws_rx_done(struct nbdws_conn *conn, struct request *rq)
 {
 	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
 
-	nbdws_rx_account(conn, rq);
+	nbdws_stats_replied(conn, rq);
 	if (atomic_fetch_or(NBDWS_CMD_REPLIED, &cmd->state) & NBDWS_CMD_TX_DONE)
 		nbdws_cmd_complete(rq);
 }

@@ -8,10 +8,13 @@
  * correctly here), so these tests need no external program.
  */
 #include <grp.h>
+#include <sched.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
+#include <linux/fs.h>
 
 #include "kselftest_harness.h"
 #include "nbdws_test_genl.h"
@@ -357,6 +360,150 @@ TEST_F_TIMEOUT(dev, connect_reply_and_status, 120)
 	for (i = 0; i < all.ndevices && i < 64; i++)
 		found |= all.indices[i] == self->index;
 	ASSERT_TRUE(found);
+}
+
+/*
+ * Known I/O from each CPU in turn (so that per-CPU counters are summed),
+ * one read of them answered with an error. PASS_* are the requests each
+ * pass sends; the NBD request that carries each is deterministic for
+ * O_DIRECT I/O one call at a time.
+ */
+#define PASS_READS	4
+#define PASS_WRITES	2
+#define IO_LEN		8192
+#define ERR_OFF		(40 * TU_MIB)
+#define MAX_PASSES	2
+
+struct known_io_arg {
+	const char *path;
+	int passes;
+};
+
+static int known_io_child(void *p)
+{
+	struct known_io_arg *a = p;
+	void *buf;
+	int fd, pass, i, ret = 0;
+
+	if (posix_memalign(&buf, 4096, IO_LEN))
+		return ENOMEM;
+	fd = open(a->path, O_RDWR | O_DIRECT);
+	if (fd < 0)
+		return errno;
+	for (pass = 0; pass < a->passes && !ret; pass++) {
+		uint64_t base = (uint64_t)(8 + pass) * TU_MIB;
+		uint64_t range[2] = { base + TU_MIB / 2, 4096 };
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(pass, &set);
+		if (sched_setaffinity(0, sizeof(set), &set)) {
+			ret = errno;
+			break;
+		}
+		for (i = 0; i < PASS_READS && !ret; i++) {
+			ret = tu_pread_full(fd, buf, IO_LEN, base + i * IO_LEN);
+			if (!ret && tu_pattern_check(buf, base + i * IO_LEN,
+						     IO_LEN, IMG_SEED) != -1)
+				ret = EILSEQ;
+		}
+		for (i = 0; i < PASS_WRITES && !ret; i++) {
+			memset(buf, 0x40 + i, IO_LEN);
+			ret = tu_pwrite_full(fd, buf, IO_LEN,
+					     base + TU_MIB / 4 + i * IO_LEN);
+		}
+		if (!ret && fdatasync(fd))
+			ret = errno;
+		if (!ret && ioctl(fd, BLKDISCARD, range))
+			ret = errno;
+		range[0] += 4096;
+		if (!ret && ioctl(fd, BLKZEROOUT, range))
+			ret = errno;
+	}
+	/* The server answers this one with an error: EIO, counted. */
+	if (!ret) {
+		ssize_t n = pread(fd, buf, 4096, ERR_OFF);
+
+		ret = n < 0 && errno == EIO ? 0 : EPROTO;
+	}
+	close(fd);
+	free(buf);
+	return ret;
+}
+
+/* Requests of @type the scripted server has been sent on connection 0. */
+static uint64_t served(struct ts_server *srv, int type)
+{
+	return atomic_load(&srv->conns[0].reqs[type]);
+}
+
+TEST_F_TIMEOUT(dev, status_counts_each_request, 120)
+{
+	static const struct {
+		int stat, type;
+	} by_type[] = {
+		{ NBDWS_STAT_A_READS, NBDP_CMD_READ },
+		{ NBDWS_STAT_A_WRITES, NBDP_CMD_WRITE },
+		{ NBDWS_STAT_A_FLUSHES, NBDP_CMD_FLUSH },
+		{ NBDWS_STAT_A_TRIMS, NBDP_CMD_TRIM },
+		{ NBDWS_STAT_A_WRITE_ZEROES, NBDP_CMD_WRITE_ZEROES },
+	};
+	struct read_arg ra = { .path = self->path, .off = 0 };
+	struct known_io_arg ka = { .path = self->path };
+	uint64_t srv0[ARRAY_SIZE(by_type)];
+	struct nbdws_dev_status st0, st1;
+	const uint64_t *s0, *s1;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int res = -1;
+	unsigned int i;
+
+	/* The first open scans for partitions: get that out of the way. */
+	ASSERT_EQ(0, tu_child_run(read_check_child, &ra, 60000, &res));
+	ASSERT_EQ(0, res) TH_LOG("read: %s", strerror(res));
+
+	ASSERT_EQ(0, nbdws_status(&self->nl, self->index, &st0));
+	for (i = 0; i < ARRAY_SIZE(by_type); i++)
+		srv0[i] = served(&self->srv, by_type[i].type);
+	self->srv.mode = TS_ERR_REPLY;
+	self->srv.trig_type = NBDP_CMD_READ;
+	self->srv.trig_off = ERR_OFF;
+	self->srv.err = NBDP_EIO;
+
+	ka.passes = ncpu < MAX_PASSES ? 1 : MAX_PASSES;
+	ASSERT_EQ(0, tu_child_run(known_io_child, &ka, 60000, &res));
+	ASSERT_EQ(0, res) TH_LOG("I/O: %s", strerror(res));
+	ASSERT_EQ(0, nbdws_status(&self->nl, self->index, &st1));
+	s0 = st0.conns[0].stat;
+	s1 = st1.conns[0].stat;
+
+	/* Every request the server was sent is counted, by its type... */
+	for (i = 0; i < ARRAY_SIZE(by_type); i++)
+		EXPECT_EQ(served(&self->srv, by_type[i].type) - srv0[i],
+			  s1[by_type[i].stat] - s0[by_type[i].stat])
+			TH_LOG("stat %d", by_type[i].stat);
+	/* ... and is exactly what the test did, error reply included. */
+	EXPECT_EQ(ka.passes * PASS_READS + 1,
+		  s1[NBDWS_STAT_A_READS] - s0[NBDWS_STAT_A_READS]);
+	EXPECT_EQ(ka.passes * PASS_WRITES,
+		  s1[NBDWS_STAT_A_WRITES] - s0[NBDWS_STAT_A_WRITES]);
+	EXPECT_LE(ka.passes, s1[NBDWS_STAT_A_FLUSHES] - s0[NBDWS_STAT_A_FLUSHES]);
+	EXPECT_EQ(ka.passes, s1[NBDWS_STAT_A_TRIMS] - s0[NBDWS_STAT_A_TRIMS]);
+	EXPECT_EQ(ka.passes,
+		  s1[NBDWS_STAT_A_WRITE_ZEROES] - s0[NBDWS_STAT_A_WRITE_ZEROES]);
+	/* Bytes that moved: the failed read moved none. */
+	EXPECT_EQ((uint64_t)ka.passes * PASS_READS * IO_LEN,
+		  s1[NBDWS_STAT_A_READ_BYTES] - s0[NBDWS_STAT_A_READ_BYTES]);
+	EXPECT_EQ((uint64_t)ka.passes * PASS_WRITES * IO_LEN,
+		  s1[NBDWS_STAT_A_WRITE_BYTES] - s0[NBDWS_STAT_A_WRITE_BYTES]);
+	EXPECT_EQ(1, s1[NBDWS_STAT_A_ERRORS] - s0[NBDWS_STAT_A_ERRORS]);
+	EXPECT_EQ(0, s1[NBDWS_STAT_A_TIMEOUTS]);
+	EXPECT_EQ(0, s1[NBDWS_STAT_A_RECONNECTS]);
+	/* All of it completed; the peak saw at least one request. */
+	EXPECT_EQ(0, s1[NBDWS_STAT_A_INFLIGHT]);
+	EXPECT_LE(1, s1[NBDWS_STAT_A_INFLIGHT_PEAK]);
+	EXPECT_LE(s0[NBDWS_STAT_A_INFLIGHT_PEAK],
+		  s1[NBDWS_STAT_A_INFLIGHT_PEAK]);
+	EXPECT_EQ(NBDWS_CONN_ALIVE, st1.conns[0].state);
 }
 
 TEST_F_TIMEOUT(dev, second_device_gets_another_index, 120)
