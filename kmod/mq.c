@@ -2,16 +2,17 @@
 /*
  * nbdws: blk-mq operations.
  *
- * queue_rq never waits for the network and never allocates (the tag set is
- * BLK_MQ_F_BLOCKING only so that it may send on an idle connection itself,
- * under a mutex it merely tries to take): it turns the request into an
- * NBD header in the request's own PDU and hands it to a live connection's
- * send list, preferring the connection of its hardware queue; the end of
- * the dispatch batch (bd->last, or commit_rqs) sends it. When no
- * connection is alive the request is parked on the device's held list until
- * a RECONFIGURE brings a socket back or the dead-connection timeout fails
- * it. A request is only ever completed after the server's reply, so a
- * reconnect cannot lose an acknowledged write.
+ * queue_rq never waits for the network and allocates nothing of its own
+ * (the socket allocates its skbs, GFP_NOIO, when queue_rq sends; the tag
+ * set is BLK_MQ_F_BLOCKING only so that it may send on an idle connection
+ * itself, under a mutex it merely tries to take): it turns the request
+ * into an NBD header in the request's own PDU and hands it to a live
+ * connection's send list, preferring the connection of its hardware
+ * queue; the end of the dispatch batch (bd->last, or commit_rqs) sends
+ * it. When no connection is alive the request is parked on the device's
+ * held list until a RECONFIGURE brings a socket back or the
+ * dead-connection timeout fails it. A request only ever succeeds after
+ * the server's reply, so a reconnect cannot lose an acknowledged write.
  */
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
