@@ -107,10 +107,12 @@ TEST(websocket_option_usage)
 	make_tmpdir(path, sizeof(path));
 	snprintf(cmd, sizeof(cmd), "%s/auth", path);
 	ASSERT_EQ(0, make_file(cmd, 0, 0));
+	ASSERT_EQ(0, chmod(cmd, 0600));
 	EXPECT_USAGE("info", "--auth-file", cmd, "ws://h/");
 	snprintf(cmd, sizeof(cmd), "printf 'Basic a\\nX: b\\n' >%s/auth", path);
 	ASSERT_EQ(0, system(cmd));
 	snprintf(cmd, sizeof(cmd), "%s/auth", path);
+	ASSERT_EQ(0, chmod(cmd, 0600));
 	EXPECT_USAGE("info", "--auth-file", cmd, "ws://h/");
 	remove_tree(path);
 }
@@ -123,6 +125,96 @@ TEST(auth_file_unreadable)
 	run_nbdctl(&r, "info", "--auth-file", "/nonexistent/auth", "ws://127.0.0.1:1/", NULL);
 	EXPECT_EQ(1, r.status) TH_LOG("stderr: %s", r.err);
 	EXPECT_NE(NULL, strstr(r.err, "/nonexistent/auth")) TH_LOG("stderr: %s", r.err);
+}
+
+/*
+ * An --auth-file that group or others may read is refused as ssh refuses
+ * such a private key: exit 1, the message names the mode and the fix,
+ * and nothing is sent (port 1 would refuse the connection anyway; the
+ * message must be about the file).
+ */
+TEST(auth_file_open_to_others)
+{
+	char dir[64], file[96];
+	struct run r;
+	FILE *f;
+
+	make_tmpdir(dir, sizeof(dir));
+	snprintf(file, sizeof(file), "%s/auth", dir);
+	f = fopen(file, "w");
+	ASSERT_NE(NULL, f);
+	fputs("Bearer s3cr3t\n", f);
+	fclose(f);
+	ASSERT_EQ(0, chmod(file, 0644));
+	run_nbdctl(&r, "info", "--auth-file", file, "ws://127.0.0.1:1/", NULL);
+	EXPECT_EQ(1, r.status) TH_LOG("stderr: %s", r.err);
+	EXPECT_NE(NULL, strstr(r.err, "nbdctl: --auth-file: ")) TH_LOG("stderr: %s", r.err);
+	EXPECT_NE(NULL, strstr(r.err, "mode 0644")) TH_LOG("stderr: %s", r.err);
+	EXPECT_NE(NULL, strstr(r.err, "chmod 600")) TH_LOG("stderr: %s", r.err);
+	EXPECT_EQ(NULL, strstr(r.err, "s3cr3t")) TH_LOG("stderr: %s", r.err);
+	EXPECT_EQ(NULL, strstr(r.err, "connect")) TH_LOG("stderr: %s", r.err);
+
+	/* The same file, private: read, and the dial (to port 1) fails. */
+	ASSERT_EQ(0, chmod(file, 0600));
+	run_nbdctl(&r, "info", "--auth-file", file, "wss://127.0.0.1:1/", NULL);
+	EXPECT_EQ(1, r.status) TH_LOG("stderr: %s", r.err);
+	EXPECT_EQ(NULL, strstr(r.err, "--auth-file")) TH_LOG("stderr: %s", r.err);
+	remove_tree(dir);
+}
+
+/* A read error is a failure, not an empty (or shorter) credential. */
+TEST(auth_file_read_error)
+{
+	struct run r;
+
+	/* Regular, ours, 0600, and read(2) at offset 0 fails with EIO. */
+	run_nbdctl(&r, "info", "--auth-file", "/proc/self/mem", "ws://127.0.0.1:1/", NULL);
+	EXPECT_EQ(1, r.status) TH_LOG("stderr: %s", r.err);
+	EXPECT_NE(NULL, strstr(r.err, "cannot read '/proc/self/mem'")) TH_LOG("stderr: %s", r.err);
+}
+
+/* Count the lines of @s holding @what. */
+static int lines_with(const char *s, const char *what)
+{
+	int n = 0;
+
+	for (; (s = strstr(s, what)); s += strlen(what))
+		n++;
+	return n;
+}
+
+/*
+ * Credentials that would travel in clear text, and --insecure, get a
+ * warning on stderr; wss:// with a verified certificate gets none.
+ * Port 1 refuses the connection: the warning comes before the dial.
+ */
+TEST(clear_text_credentials_warn)
+{
+	struct run r;
+
+	run_nbdctl(&r, "info", "--authorization", "Bearer x", "ws://127.0.0.1:1/", NULL);
+	EXPECT_EQ(1, r.status) TH_LOG("stderr: %s", r.err);
+	EXPECT_EQ(1, lines_with(r.err, "nbdctl: warning: the Authorization value goes over ws:// in clear text"))
+		TH_LOG("stderr: %s", r.err);
+
+	run_nbdctl(&r, "info", "ws://127.0.0.1:1/nbd?slot=1&access_token=abc", NULL);
+	EXPECT_EQ(1, r.status) TH_LOG("stderr: %s", r.err);
+	EXPECT_EQ(1, lines_with(r.err, "nbdctl: warning: the URI's query looks like it holds a credential"))
+		TH_LOG("stderr: %s", r.err);
+	run_nbdctl(&r, "info", "ws://127.0.0.1:1/nbd?Token=abc", NULL);
+	EXPECT_EQ(1, lines_with(r.err, "warning: the URI's query")) TH_LOG("stderr: %s", r.err);
+
+	run_nbdctl(&r, "info", "--insecure", "wss://127.0.0.1:1/", NULL);
+	EXPECT_EQ(1, r.status) TH_LOG("stderr: %s", r.err);
+	EXPECT_EQ(1, lines_with(r.err, "nbdctl: warning: --insecure: the server's certificate is not checked"))
+		TH_LOG("stderr: %s", r.err);
+
+	/* Nothing to warn about. */
+	run_nbdctl(&r, "info", "--authorization", "Bearer x", "wss://127.0.0.1:1/nbd?token=abc", NULL);
+	EXPECT_EQ(1, r.status) TH_LOG("stderr: %s", r.err);
+	EXPECT_EQ(NULL, strstr(r.err, "warning")) TH_LOG("stderr: %s", r.err);
+	run_nbdctl(&r, "info", "ws://127.0.0.1:1/nbd?slot=disk0", NULL);
+	EXPECT_EQ(NULL, strstr(r.err, "warning")) TH_LOG("stderr: %s", r.err);
 }
 
 TEST(other_commands_usage)

@@ -178,6 +178,8 @@ TEST_F_TIMEOUT(wsctl, authorization, 300)
 	ASSERT_NE(NULL, f);
 	fputs(AUTH_GOOD "\n", f);
 	fclose(f);
+	/* Refused if others could read it, as ssh refuses such a key. */
+	ASSERT_EQ(0, chmod(auth, 0600));
 	run_nbdctl(&r, "list-exports", "--auth-file", auth,
 		   url(self, "ws", "127.0.0.1"), NULL);
 	EXPECT_EQ(0, r.status) TH_LOG("stderr: %s", r.err);

@@ -14,6 +14,7 @@
 #include "genl.h"
 #include "nbd_proto.h"
 #include "nbdctl.h"
+#include "wsopts.h"
 
 enum { OPT_DEAD_TIMEOUT = 256, OPT_ADD };
 
@@ -108,6 +109,7 @@ static int open_added(const struct reconf *r, const struct nbdws_dev_status *d,
 			nbdctl_err("%s: %s", r->add[i], err.msg);
 			goto fail;
 		}
+		wsopts_warn_uri(&uri);
 		/* ws:// and wss:// with default WebSocket options. */
 		t.uri = &uri;
 		rc = conns_open(&t, 1, NBDCTL_CONNECT_TIMEOUT_S * 1000, &c[i], &info);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "nbdctl.h"
+#include "secret.h"
 #include "wsopts.h"
 
 /*
@@ -100,37 +101,29 @@ int wsopts_handle(struct wsopts *w, const char *cmd, int c, const char *arg)
 	return 0;
 }
 
-/* Read the Authorization value from @path: one line, newline trimmed. */
+/*
+ * Read the Authorization value from --auth-file: one line, as ssh reads a
+ * private key (see secret_file_read()). A file that others can read is
+ * refused rather than used, because its credential must be taken as
+ * known to them; a read error is an error, never a shorter value.
+ */
 static int read_auth_file(struct wsopts *w, const char *cmd)
 {
-	char *buf = malloc(WSOPTS_MAX_AUTH + 2);
-	size_t len = 0;
-	ssize_t n;
-	int fd;
+	struct nbdws_err err;
+	char *buf;
+	int rc;
 
-	if (!buf) {
-		nbdctl_err("out of memory");
+	rc = secret_file_read(w->auth_file, WSOPTS_MAX_AUTH, &buf, &err);
+	if (rc == -EFBIG || rc == -EINVAL) {
+		nbdctl_err("--auth-file: %s", err.msg);
+		return nbdctl_usage_error(cmd, NULL);
+	}
+	if (rc) {
+		nbdctl_err("--auth-file: %s", err.msg);
 		return NBDCTL_EXIT_FAIL;
 	}
-	fd = open(w->auth_file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		nbdctl_err("cannot read --auth-file '%s': %s", w->auth_file,
-			   strerror(errno));
-		free(buf);
-		return NBDCTL_EXIT_FAIL;
-	}
-	while (len < WSOPTS_MAX_AUTH + 1 &&
-	       (n = read(fd, buf + len, WSOPTS_MAX_AUTH + 1 - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	buf[len] = '\0';
-	/* Editors end files with a newline; it is not part of the value. */
-	if (len && buf[len - 1] == '\n')
-		buf[--len] = '\0';
-	if (len && buf[len - 1] == '\r')
-		buf[--len] = '\0';
-	if (len > WSOPTS_MAX_AUTH || strlen(buf) != len || !header_value_ok(buf)) {
-		free(buf);
+	if (!header_value_ok(buf)) {
+		secret_free_str(buf);
 		return nbdctl_usage_error(cmd, "--auth-file '%s' must hold one line of 1..%d characters without control characters: the Authorization header value",
 					  w->auth_file, WSOPTS_MAX_AUTH);
 	}
@@ -139,24 +132,78 @@ static int read_auth_file(struct wsopts *w, const char *cmd)
 	return 0;
 }
 
+/*
+ * Does the query of a ws:// resource look like it carries a credential?
+ * Parameter names are matched loosely (any case, anywhere in the name):
+ * a false alarm costs one line on stderr, a miss a secret in clear.
+ */
+static bool query_has_credential(const char *resource)
+{
+	static const char *const words[] = {
+		"token", "auth", "key", "pass", "secret", "session", "sig",
+		"jwt", "cred",
+	};
+	const char *p = resource ? strchr(resource, '?') : NULL;
+	char name[64];
+	size_t n, i;
+
+	while (p && *p) {
+		p++;
+		n = strcspn(p, "=&");
+		if (n < sizeof(name)) {
+			memcpy(name, p, n);
+			name[n] = '\0';
+			for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+				if (strcasestr(name, words[i]))
+					return true;
+		}
+		p = strchr(p, '&');
+	}
+	return false;
+}
+
+/*
+ * Say when a choice on the command line gives credentials or the whole
+ * connection away: a warning, not a refusal, since tests and labs do
+ * this on purpose.
+ */
+void wsopts_warn_uri(const struct nbd_uri *uri)
+{
+	if (uri->scheme == NBD_URI_WS && query_has_credential(uri->ws_resource))
+		nbdctl_warn("the URI's query looks like it holds a credential, and it goes over ws:// in clear text: anyone on the path can read and reuse it; use wss://");
+}
+
+static void warn_exposure(const struct wsopts *w, const struct nbd_uri *uri)
+{
+	if (uri->scheme == NBD_URI_WS && w->dial.authorization)
+		nbdctl_warn("the Authorization value goes over ws:// in clear text: anyone on the path can read and reuse it; use wss://");
+	wsopts_warn_uri(uri);
+	if (w->dial.insecure)
+		nbdctl_warn("--insecure: the server's certificate is not checked, so anyone on the path can pose as the server and read%s everything, the data included",
+			    w->dial.authorization ? " the Authorization value and" : "");
+}
+
 int wsopts_finish(struct wsopts *w, const char *cmd, const struct nbd_uri *uri)
 {
 	bool is_ws = uri->scheme == NBD_URI_WS || uri->scheme == NBD_URI_WSS;
+	int rc;
 
 	if (w->any && !is_ws)
 		return nbdctl_usage_error(cmd, "WebSocket options (--ws-protocol, --authorization, --auth-file, --origin, --cafile, --insecure, --ping) need a ws:// or wss:// URI");
 	if (w->tls_any && uri->scheme != NBD_URI_WSS)
 		return nbdctl_usage_error(cmd, "--cafile and --insecure need a wss:// URI");
-	if (w->auth_file)
-		return read_auth_file(w, cmd);
+	if (w->auth_file) {
+		rc = read_auth_file(w, cmd);
+		if (rc)
+			return rc;
+	}
+	warn_exposure(w, uri);
 	return 0;
 }
 
 void wsopts_free(struct wsopts *w)
 {
-	if (w->auth_buf)
-		explicit_bzero(w->auth_buf, strlen(w->auth_buf));
-	free(w->auth_buf);
+	secret_free_str(w->auth_buf);
 	w->auth_buf = NULL;
 	w->dial.authorization = NULL;
 }

@@ -54,11 +54,21 @@ int wsopts_handle(struct wsopts *w, const char *cmd, int c, const char *arg);
 /*
  * Check the options against the parsed @uri once the command line is
  * complete (WebSocket options need ws:// or wss://, TLS options wss://),
- * and read --auth-file. Returns 0 or an exit code after printing why.
+ * and read --auth-file (refused when group or others may access it).
+ * Warns about credentials that would travel in clear text and about
+ * --insecure. Returns 0 or an exit code after printing why.
  */
 int wsopts_finish(struct wsopts *w, const char *cmd, const struct nbd_uri *uri);
 
 void wsopts_free(struct wsopts *w);
+
+/*
+ * Warn on stderr when @uri is a ws:// URI whose query looks like it holds
+ * a credential (?token=...): it would travel in clear text. Done by
+ * wsopts_finish(), along with the warnings for an Authorization value
+ * over ws:// and for --insecure.
+ */
+void wsopts_warn_uri(const struct nbd_uri *uri);
 
 /*
  * Print a dial failure (@rc, @msg) for @uri, followed by what to do when
