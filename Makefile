@@ -189,6 +189,19 @@ $(B)/unit/test_relay_session: tests/unit/test_relay_session.c $(RELAY_SESSION_SR
 	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -isystem $(KSFT) -Itools/nbdws-relay -o $@ \
 		$< $(RELAY_SESSION_SRCS) $(LIBUSER_SAN) $(USER_LDLIBS)
 
+# Credentials are wiped before free(): every free() and realloc() of the
+# test, lib/ and the tool code linked in is checked for a marker that the
+# test's credentials carry (-Wl,--wrap; see the test's comment).
+SECRET_WIPE_SRCS := $(addprefix tools/nbdws-relay/,auth.c log.c) \
+	$(addprefix tools/nbdws-serve/,cli.c)
+$(B)/unit/test_secret_wipe: tests/unit/test_secret_wipe.c $(SECRET_WIPE_SRCS) \
+		$(LIBUSER_SAN) $(USER_HDRS) $(KSFT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -DNBDWS_VERSION=\"$(VERSION)\" -pthread \
+		-isystem $(KSFT) -Itools/nbdws-relay -Itools/nbdws-serve -o $@ \
+		$< $(SECRET_WIPE_SRCS) $(LIBUSER_SAN) $(USER_LDLIBS) \
+		-Wl,--wrap=free -Wl,--wrap=realloc
+
 selftests: $(SELFTEST_BINS) tools bench-tools
 
 $(B)/selftests/%: selftests/nbdws/%.c $(LIBUSER) $(USER_HDRS) $(KSFT_HDRS)

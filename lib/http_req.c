@@ -14,6 +14,7 @@
 
 #include "http_req.h"
 #include "pct.h"
+#include "secret.h"
 
 /* RFC 9110 5.6.2: tchar, the characters of a token. */
 static bool is_tchar(unsigned char c)
@@ -160,7 +161,8 @@ int http_parse_request(const char *hdr, size_t len, size_t max_line,
 		return nbdws_err_set(err, 400,
 				     "the request header holds a NUL byte");
 	/* The header, then room for the path as a string of its own. */
-	req->buf = malloc(2 * len + 2);
+	req->buf_size = 2 * len + 2;
+	req->buf = malloc(req->buf_size);
 	if (!req->buf)
 		return nbdws_err_set(err, 500, "out of memory");
 	memcpy(req->buf, hdr, len);
@@ -192,7 +194,8 @@ int http_parse_request(const char *hdr, size_t len, size_t max_line,
 
 void http_request_free(struct http_request *req)
 {
-	free(req->buf);
+	/* Authorization, a ?token= or a token offered as subprotocol. */
+	secret_free(req->buf, req->buf_size);
 	memset(req, 0, sizeof(*req));
 }
 

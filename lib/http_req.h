@@ -35,6 +35,7 @@ struct http_field {
 
 struct http_request {
 	char *buf;			/* private copy, split in place */
+	size_t buf_size;		/* wiped on free: it holds credentials */
 	const char *method;		/* "GET" */
 	const char *target;		/* as sent: "/path?query" */
 	const char *path;		/* target before '?' (not decoded) */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "secret.h"
 #include "ws_accept.h"
 
 static bool is_b64(char c)
@@ -216,7 +217,8 @@ int ws_accept(const struct ws_io *io, const struct ws_accept_opts *o,
 		res->preread_len = have - hend;
 	}
 out:
-	free(buf);
+	/* The request may hold an Authorization value or a ?token=. */
+	secret_free(buf, WS_HTTP_MAX_HEADER);
 	if (rc)
 		ws_accept_result_free(res);
 	return rc;

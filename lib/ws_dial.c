@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "nbd_sock.h"
+#include "secret.h"
 #include "tls.h"
 #include "ws_dial.h"
 #include "ws_io.h"
@@ -65,7 +66,8 @@ static void session_close(struct ws_session *s, bool polite)
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
-	free(s->subprotocol);
+	/* A server may answer with a token the client offered. */
+	secret_free_str(s->subprotocol);
 	s->subprotocol = NULL;
 }
 
@@ -274,7 +276,7 @@ int ws_dial_list(const struct nbd_uri *uri, const struct ws_dial_opts *o,
 void ws_conn_free(struct ws_conn *conn)
 {
 	free(conn->preread);
-	free(conn->subprotocol);
+	secret_free_str(conn->subprotocol);
 	conn->preread = NULL;
 	conn->preread_len = 0;
 	conn->subprotocol = NULL;

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "peer_text.h"
+#include "secret.h"
 #include "ws_upgrade.h"
 
 /* RFC 6455 section 1.3: appended to the key before hashing. */
@@ -116,12 +117,37 @@ static bool valid_resource(const char *r)
 	return true;
 }
 
+/* The request for @o and @key into @buf (snprintf() semantics). */
+static int format_request(char *buf, size_t size,
+			  const struct ws_upgrade_opts *o, const char *key)
+{
+	return snprintf(buf, size, "GET %s HTTP/1.1\r\n"
+			"Host: %s\r\n"
+			"Upgrade: websocket\r\n"
+			"Connection: Upgrade\r\n"
+			"Sec-WebSocket-Key: %s\r\n"
+			"Sec-WebSocket-Version: 13\r\n"
+			"%s%s%s"	/* Sec-WebSocket-Protocol */
+			"%s%s%s"	/* Origin */
+			"%s%s%s"	/* Authorization */
+			"\r\n",
+			o->resource, o->host, key,
+			o->subprotocol ? "Sec-WebSocket-Protocol: " : "",
+			o->subprotocol ? o->subprotocol : "",
+			o->subprotocol ? "\r\n" : "",
+			o->origin ? "Origin: " : "", o->origin ? o->origin : "",
+			o->origin ? "\r\n" : "",
+			o->authorization ? "Authorization: " : "",
+			o->authorization ? o->authorization : "",
+			o->authorization ? "\r\n" : "");
+}
+
 int ws_build_request(const struct ws_upgrade_opts *o, const char *key,
 		     char **out, size_t *len, struct nbdws_err *err)
 {
-	char *text = NULL;
-	size_t size = 0;
-	FILE *f;
+	char *text;
+	size_t size;
+	int n;
 
 	*out = NULL;
 	*len = 0;
@@ -143,29 +169,24 @@ int ws_build_request(const struct ws_upgrade_opts *o, const char *key,
 		return nbdws_err_set(err, -EINVAL,
 				     "bad Origin value: it must be one line of printable text");
 
-	f = open_memstream(&text, &size);
-	if (!f)
+	/*
+	 * One exact allocation, formatted in place: a growing stream would
+	 * leave copies of the Authorization value in the blocks it gave
+	 * back on the way, where nobody can wipe them.
+	 */
+	n = format_request(NULL, 0, o, key);
+	if (n < 0)
+		return nbdws_err_set(err, -EINVAL, "cannot format the request");
+	size = (size_t)n + 1;
+	text = malloc(size);
+	if (!text)
 		return nbdws_err_set(err, -ENOMEM, "out of memory");
-	fprintf(f, "GET %s HTTP/1.1\r\n"
-		"Host: %s\r\n"
-		"Upgrade: websocket\r\n"
-		"Connection: Upgrade\r\n"
-		"Sec-WebSocket-Key: %s\r\n"
-		"Sec-WebSocket-Version: 13\r\n",
-		o->resource, o->host, key);
-	if (o->subprotocol)
-		fprintf(f, "Sec-WebSocket-Protocol: %s\r\n", o->subprotocol);
-	if (o->origin)
-		fprintf(f, "Origin: %s\r\n", o->origin);
-	if (o->authorization)
-		fprintf(f, "Authorization: %s\r\n", o->authorization);
-	fputs("\r\n", f);
-	if (fclose(f) || !text) {
-		free(text);
-		return nbdws_err_set(err, -ENOMEM, "out of memory");
+	if (format_request(text, size, o, key) != n) {
+		secret_free(text, size);
+		return nbdws_err_set(err, -EINVAL, "cannot format the request");
 	}
 	*out = text;
-	*len = size;
+	*len = (size_t)n;
 	return 0;
 }
 
@@ -449,7 +470,8 @@ int ws_parse_response(const char *hdr, size_t len, const char *key,
 	}
 	rc = check_upgrade(&rf, key, subprotocol, chosen, err);
 out:
-	free(copy);
+	/* The chosen subprotocol may be a token the client offered. */
+	secret_free(copy, len + 1);
 	return rc;
 }
 
@@ -505,7 +527,7 @@ int ws_upgrade_client(const struct ws_io *io, const struct ws_upgrade_opts *o,
 	if (rc)
 		return rc;
 	rc = io->write(io->ctx, req, req_len);
-	free(req);
+	secret_free(req, req_len);
 	if (rc)
 		return nbdws_err_set(err, rc,
 				     "sending the WebSocket upgrade request: %s",
@@ -528,7 +550,8 @@ int ws_upgrade_client(const struct ws_io *io, const struct ws_upgrade_opts *o,
 			res->preread_len = have - hlen;
 		}
 	}
-	free(buf);
+	/* The response may echo a token offered as subprotocol. */
+	secret_free(buf, WS_HTTP_MAX_HEADER);
 	if (rc) {
 		int status = res->status;
 
@@ -540,7 +563,7 @@ int ws_upgrade_client(const struct ws_io *io, const struct ws_upgrade_opts *o,
 
 void ws_upgrade_result_free(struct ws_upgrade_result *res)
 {
-	free(res->subprotocol);
+	secret_free_str(res->subprotocol);
 	free(res->preread);
 	memset(res, 0, sizeof(*res));
 }

@@ -59,6 +59,7 @@ struct ws_upgrade_result {
 int ws_upgrade_client(const struct ws_io *io, const struct ws_upgrade_opts *o,
 		      struct ws_upgrade_result *res, struct nbdws_err *err);
 
+/* Wipes the subprotocol: a server may answer with a token offered as one. */
 void ws_upgrade_result_free(struct ws_upgrade_result *res);
 
 /* A fresh Sec-WebSocket-Key: 16 bytes from getrandom(), base64. */
@@ -72,9 +73,10 @@ int ws_make_key(char key[WS_KEY_LEN + 1], struct nbdws_err *err);
 int ws_accept_for_key(const char *key, char out[WS_ACCEPT_LEN + 1]);
 
 /*
- * The request text for @o and @key (malloc'd, NUL-terminated, *len bytes).
- * Header values must not contain CR, LF or other control characters, so a
- * caller cannot smuggle extra headers (-EINVAL).
+ * The request text for @o and @key (malloc'd, NUL-terminated, *len bytes;
+ * it holds the Authorization value: release it with secret_free(*out,
+ * *len)). Header values must not contain CR, LF or other control
+ * characters, so a caller cannot smuggle extra headers (-EINVAL).
  */
 int ws_build_request(const struct ws_upgrade_opts *o, const char *key,
 		     char **out, size_t *len, struct nbdws_err *err);

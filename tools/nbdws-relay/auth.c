@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "auth.h"
+#include "secret.h"
 
 /* A tokens file larger than this is not a tokens file. */
 #define AUTH_MAX_FILE	(1024L * 1024)
@@ -162,8 +163,7 @@ static int read_all(int fd, size_t size, char **out)
 			continue;
 		if (n < 0) {
 			n = -errno;
-			OPENSSL_cleanse(buf, have);
-			free(buf);
+			secret_free(buf, have);
 			return (int)n;
 		}
 		if (!n)
@@ -180,6 +180,7 @@ int auth_set_load(const char *path, uid_t uid, const struct relay_config *cfg,
 {
 	char *text = NULL;
 	struct stat st;
+	size_t len;
 	int fd, rc;
 
 	memset(set, 0, sizeof(*set));
@@ -221,13 +222,12 @@ int auth_set_load(const char *path, uid_t uid, const struct relay_config *cfg,
 		rc = nbdws_err_set(err, rc, "%s: %s", path, strerror(-rc));
 		goto out;
 	}
+	/* parse_text() cuts lines with NULs: strlen() would stop at the first. */
+	len = (size_t)rc + 1;
 	set->v = calloc(AUTH_MAX_TOKENS, sizeof(*set->v));
 	rc = set->v ? parse_text(path, text, cfg, set, err) :
 		      nbdws_err_set(err, -ENOMEM, "out of memory");
-	if (text) {
-		OPENSSL_cleanse(text, strlen(text));
-		free(text);
-	}
+	secret_free(text, len);
 	if (rc)
 		auth_set_free(set);
 out:
@@ -237,9 +237,7 @@ out:
 
 void auth_set_free(struct auth_set *set)
 {
-	if (set->v)
-		OPENSSL_cleanse(set->v, sizeof(*set->v) * AUTH_MAX_TOKENS);
-	free(set->v);
+	secret_free(set->v, sizeof(*set->v) * AUTH_MAX_TOKENS);
 	set->v = NULL;
 	set->n = 0;
 }
@@ -385,11 +383,13 @@ static int get_subprotocol(const struct auth_set *set,
 			continue;
 		if (found && strcmp(out, v) != 0) {
 			refuse(res, 400, "two different tokens offered as subprotocols");
-			return -1;
+			found = -1;
+			break;
 		}
 		snprintf(out, size, "%s", v);
 		found = 1;
 	}
+	OPENSSL_cleanse(v, sizeof(v));
 	return found;
 }
 

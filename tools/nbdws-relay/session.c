@@ -22,6 +22,7 @@
 #include "nbd_sock.h"
 #include "relay.h"
 #include "route.h"
+#include "secret.h"
 #include "session.h"
 #include "slot.h"
 #include "status.h"
@@ -551,7 +552,8 @@ static void session_free(struct session *s)
 	if (s->slot && s->gen)
 		slot_release(s->slot, s->gen);
 	http_request_free(&s->req);
-	free(s->buf);
+	/* The request header: Authorization, ?token=, subprotocol tokens. */
+	secret_free(s->buf, RELAY_MAX_HEADER_BYTES);
 	if (s->tls) {
 		tls_free(s->tls);
 		free(s->tls);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "secret.h"
 #include "serve.h"
 
 #ifndef NBDWS_VERSION
@@ -144,42 +145,49 @@ static bool token_is_tchars(const char *t)
 	return true;
 }
 
-/* The token from @path: its first line, newline trimmed. */
+/*
+ * The token from @path: its first line. Read as ssh reads a private key
+ * (secret_file_read()): a file others may read is refused, since its
+ * token must be taken as known to them, and a read error is an error.
+ */
 static int read_token_file(struct serve_opts *o, const char *path)
 {
-	char *buf = malloc(TOKEN_MAX + 2);
-	size_t len = 0;
-	ssize_t n;
-	char *nl;
-	int fd;
+	struct nbdws_err err = { { 0 } };
+	char *buf, *nl;
+	int rc;
 
-	if (!buf) {
-		fputs("nbdws-serve: out of memory\n", stderr);
+	rc = secret_file_read(path, TOKEN_MAX, &buf, &err);
+	if (rc == -EFBIG || rc == -EINVAL)
+		return usage_error("--token-file: %s", err.msg);
+	if (rc) {
+		fprintf(stderr, "nbdws-serve: --token-file: %s\n", err.msg);
 		return SERVE_EXIT_FAIL;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "nbdws-serve: cannot read --token-file %s: %s\n",
-			path, strerror(errno));
-		free(buf);
-		return SERVE_EXIT_FAIL;
-	}
-	while (len < TOKEN_MAX + 1 &&
-	       (n = read(fd, buf + len, TOKEN_MAX + 1 - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	buf[len] = '\0';
+	/* The rest of the file is no business of ours: wipe it too. */
 	nl = strpbrk(buf, "\r\n");
 	if (nl)
-		*nl = '\0';
+		explicit_bzero(nl, strlen(nl));
 	if (!token_ok(buf)) {
-		explicit_bzero(buf, TOKEN_MAX + 2);
-		free(buf);
+		secret_free_str(buf);
 		return usage_error("--token-file %s must hold the token on its first line: 1 to %d visible characters without spaces",
 				   path, TOKEN_MAX);
 	}
 	o->token = buf;
 	return 0;
+}
+
+/*
+ * Say when a choice on the command line gives the token or the whole
+ * connection away: a warning, since tests and labs do this on purpose.
+ */
+static void warn_exposure(const struct serve_opts *o)
+{
+	if (o->token && o->relay_uri.scheme == NBD_URI_WS)
+		fputs("nbdws-serve: warning: the token goes over ws:// in clear text: anyone on the path can read and reuse it; use wss://\n",
+		      stderr);
+	if (o->ws.insecure)
+		fputs("nbdws-serve: warning: --insecure: the relay's certificate is not checked, so anyone on the path can pose as the relay and read the token and the data\n",
+		      stderr);
 }
 
 /* Where the token goes, and the subprotocol list. */
@@ -383,21 +391,16 @@ int serve_parse_args(struct serve_opts *o, int argc, char **argv)
 		rc = read_token_file(o, token_file);
 	if (!rc)
 		rc = build_credentials(o, subproto);
+	if (!rc)
+		warn_exposure(o);
 	return rc;
-}
-
-static void wipe_free(char *s)
-{
-	if (s)
-		explicit_bzero(s, strlen(s));
-	free(s);
 }
 
 void serve_opts_free(struct serve_opts *o)
 {
-	wipe_free(o->token);
-	wipe_free(o->auth);
-	wipe_free(o->protocols);
+	secret_free_str(o->token);
+	secret_free_str(o->auth);
+	secret_free_str(o->protocols);
 	o->token = o->auth = o->protocols = NULL;
 	if (o->relay_uri.export_name)
 		nbd_uri_free(&o->relay_uri);
