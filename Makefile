@@ -113,9 +113,11 @@ $(NBDCTL): $(patsubst %.c,$(B)/obj/%.o,$(NBDCTL_SRCS)) $(LIBUSER)
 $(RELAY): $(patsubst %.c,$(B)/obj/%.o,$(RELAY_SRCS)) $(LIBUSER)
 	$(CC) -pthread -o $@ $^ $(USER_LDLIBS)
 
-# --version prints the release; only the relay's objects need it.
-$(B)/obj/tools/nbdws-relay/%.o $(B)/san/obj/tools/nbdws-relay/%.o: \
+# --version prints the release; only the tools' objects need it.
+$(B)/obj/tools/nbdws-relay/%.o $(B)/san/obj/tools/nbdws-relay/%.o \
+$(B)/obj/tools/nbdctl/%.o: \
 	USER_CFLAGS += -DNBDWS_VERSION=\"$(VERSION)\"
+$(B)/obj/tools/nbdctl/main.o: VERSION
 
 # The same with ASan/UBSan, for the host unit tests that drive the relay.
 RELAY_SAN := $(B)/san/nbdws-relay
@@ -188,6 +190,13 @@ $(B)/unit/test_relay_session: tests/unit/test_relay_session.c $(RELAY_SESSION_SR
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -isystem $(KSFT) -Itools/nbdws-relay -o $@ \
 		$< $(RELAY_SESSION_SRCS) $(LIBUSER_SAN) $(USER_LDLIBS)
+
+# nbdctl connect's size derivation on its own (tools/nbdctl/params.c).
+$(B)/unit/test_nbdctl_params: tests/unit/test_nbdctl_params.c tools/nbdctl/params.c \
+		$(LIBUSER_SAN) $(USER_HDRS) $(KSFT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(SAN_FLAGS) -isystem $(KSFT) -Itools/nbdctl -o $@ \
+		$< tools/nbdctl/params.c $(LIBUSER_SAN) $(USER_LDLIBS)
 
 # Credentials are wiped before free(): every free() and realloc() of the
 # test, lib/ and the tool code linked in is checked for a marker that the

@@ -198,4 +198,11 @@ int nbdws_nl_event_from_msg(struct nl_msg *msg, struct nbdws_nl_event *ev);
  */
 int nbdws_nl_load_module(const char *path, struct nbdws_err *err);
 
+/*
+ * libkmod's own log lines while loading: dropped by default (the error
+ * in @err says what failed); with @on, printed to stderr as
+ * "PROGRAM: libkmod: ..." (nbdctl -v).
+ */
+void nbdws_nl_kmod_log(bool on);
+
 #endif /* _NBDWS_NL_H */

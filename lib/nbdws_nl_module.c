@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <libkmod.h>
@@ -52,17 +54,33 @@ static int probe_name(struct kmod_ctx *ctx, struct kmod_module **mod,
 	return 0;
 }
 
-/* libkmod logs to stderr by default; our caller words the failure. */
-static void quiet_log(void *data, int priority, const char *file, int line,
-		      const char *fn, const char *format, va_list args)
+static bool kmod_log_on;
+
+void nbdws_nl_kmod_log(bool on)
+{
+	kmod_log_on = on;
+}
+
+/*
+ * libkmod logs to stderr by default, in its own words and without our
+ * program's name: our caller words the failure instead, and libkmod's
+ * lines are only shown on request, prefixed so they can be told apart.
+ */
+static void kmod_log(void *data, int priority, const char *file, int line,
+		     const char *fn, const char *format, va_list args)
 {
 	(void)data;
 	(void)priority;
 	(void)file;
 	(void)line;
 	(void)fn;
-	(void)format;
-	(void)args;
+	if (!kmod_log_on)
+		return;
+	fprintf(stderr, "%s: libkmod: ", program_invocation_short_name);
+	vfprintf(stderr, format, args);
+	/* libkmod's formats end with a newline; be sure one is there. */
+	if (!*format || format[strlen(format) - 1] != '\n')
+		fputc('\n', stderr);
 }
 
 int nbdws_nl_load_module(const char *path, struct nbdws_err *err)
@@ -75,7 +93,7 @@ int nbdws_nl_load_module(const char *path, struct nbdws_err *err)
 	if (!ctx)
 		return nbdws_err_set(err, -ENOMEM,
 				     "libkmod could not be initialised");
-	kmod_set_log_fn(ctx, quiet_log, NULL);
+	kmod_set_log_fn(ctx, kmod_log, NULL);
 	if (path)
 		rc = insert_path(ctx, path, &mod, err);
 	else

@@ -217,6 +217,123 @@ TEST(clear_text_credentials_warn)
 	EXPECT_EQ(NULL, strstr(r.err, "warning")) TH_LOG("stderr: %s", r.err);
 }
 
+/* The release in VERSION, next to build/ (as the Makefile builds it in). */
+static void read_version(char *out, size_t size)
+{
+	char path[PATH_MAX + 32];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/../VERSION", dirname(strdupa(nbdctl_path())));
+	f = fopen(path, "r");
+	if (!f || !fgets(out, (int)size, f))
+		out[0] = '\0';
+	if (f)
+		fclose(f);
+	out[strcspn(out, "\n")] = '\0';
+}
+
+TEST(version)
+{
+	char want[64], line[96];
+	struct run r;
+
+	read_version(want, sizeof(want));
+	ASSERT_NE(0, want[0]);
+	snprintf(line, sizeof(line), "nbdctl %s\n", want);
+	run_nbdctl(&r, "--version", NULL);
+	EXPECT_EQ(0, r.status);
+	EXPECT_STREQ(line, r.out);
+	run_nbdctl(&r, "version", NULL);
+	EXPECT_EQ(0, r.status);
+	EXPECT_STREQ(line, r.out);
+	snprintf(line, sizeof(line), "{\"version\":\"%s\"}\n", want);
+	run_nbdctl(&r, "-j", "version", NULL);
+	EXPECT_STREQ(line, r.out);
+	EXPECT_USAGE("version", "extra");
+}
+
+/*
+ * Every line nbdctl writes to stderr starts with "nbdctl: ", except the
+ * usage text (lines starting "usage:" or with spaces, or the help's
+ * fixed lines) that follows a usage error.
+ */
+static bool all_prefixed(const char *err)
+{
+	const char *line = err, *nl;
+
+	for (; *line; line = nl + 1) {
+		nl = strchrnul(line, '\n');
+		if (strncmp(line, "nbdctl: ", 8) && strncmp(line, "usage:", 6) &&
+		    line[0] != ' ' && strncmp(line, "commands:", 9) &&
+		    strncmp(line, "URI:", 4) && strncmp(line, "WS-OPTIONS:", 11) &&
+		    strncmp(line, "DEVICE:", 7) && strncmp(line, "exit status:", 12) &&
+		    strncmp(line, "see nbdctl", 10))
+			return false;
+		if (!*nl)
+			break;
+	}
+	return true;
+}
+
+/* getopt's own messages are replaced by ours, then the usage line. */
+TEST(option_errors_are_ours)
+{
+	static const struct {
+		const char *args[4];
+		const char *msg;
+	} cases[] = {
+		{ { "connect", "--bogus", "nbd://h/" }, "nbdctl: unknown or ambiguous option '--bogus'\n" },
+		{ { "connect", "-c" }, "nbdctl: option '-c' needs a value\n" },
+		{ { "connect", "nbd://h/", "--timeout" }, "nbdctl: option '--timeout' needs a value\n" },
+		{ { "status", "-jq", "0" }, "nbdctl: unknown option '-q'\n" },
+		{ { "list", "--json=yes" }, "nbdctl: option '--json' takes no value\n" },
+		{ { "--bogus=secret", "list" }, "nbdctl: unknown or ambiguous option '--bogus'\n" },
+		{ { "-x", "list" }, "nbdctl: unknown option '-x'\n" },
+		{ { "--module" }, "nbdctl: option '--module' needs a value\n" },
+		{ { "reconfigure", "0", "--add" }, "nbdctl: option '--add' needs a value\n" },
+		{ { "info", "--auth-file" }, "nbdctl: option '--auth-file' needs a value\n" },
+		{ { "disconnect", "-z" }, "nbdctl: unknown option '-z'\n" },
+		{ { "monitor", "--x" }, "nbdctl: unknown or ambiguous option '--x'\n" },
+	};
+	struct run r;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *args[5] = { 0 };
+
+		memcpy(args, cases[i].args, sizeof(cases[i].args));
+		run_nbdctl_argv(&r, args);
+		EXPECT_EQ(2, r.status) TH_LOG("case %zu: %s", i, r.err);
+		EXPECT_EQ(0, strncmp(r.err, cases[i].msg, strlen(cases[i].msg)))
+			TH_LOG("case %zu: %s", i, r.err);
+		EXPECT_NE(NULL, strstr(r.err, "usage: nbdctl")) TH_LOG("case %zu: %s", i, r.err);
+		EXPECT_TRUE(all_prefixed(r.err)) TH_LOG("case %zu: %s", i, r.err);
+		/* What followed '=' is not echoed: it may be a secret. */
+		EXPECT_EQ(NULL, strstr(r.err, "secret")) TH_LOG("case %zu: %s", i, r.err);
+	}
+}
+
+/*
+ * libkmod's own lines stay out of the way unless -v asks for them, and
+ * then they carry our prefix. Needs a host where nbdws cannot be loaded
+ * by name (as on the project's machines: no /lib/modules).
+ */
+TEST(libkmod_lines_only_with_verbose)
+{
+	struct run r;
+
+	if (!access("/sys/module/nbdws", F_OK))
+		SKIP(return, "the nbdws module is loaded here");
+	run_nbdctl(&r, "list", NULL);
+	EXPECT_EQ(3, r.status) TH_LOG("stderr: %s", r.err);
+	EXPECT_EQ(NULL, strstr(r.err, "libkmod:")) TH_LOG("stderr: %s", r.err);
+	EXPECT_TRUE(all_prefixed(r.err)) TH_LOG("stderr: %s", r.err);
+	run_nbdctl(&r, "-v", "list", NULL);
+	EXPECT_EQ(3, r.status) TH_LOG("stderr: %s", r.err);
+	EXPECT_NE(NULL, strstr(r.err, "nbdctl: libkmod: ")) TH_LOG("stderr: %s", r.err);
+	EXPECT_TRUE(all_prefixed(r.err)) TH_LOG("stderr: %s", r.err);
+}
+
 TEST(other_commands_usage)
 {
 	EXPECT_USAGE("status");

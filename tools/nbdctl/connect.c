@@ -18,14 +18,8 @@
 #include "nbd_proto.h"
 #include "nbdctl.h"
 #include "output.h"
+#include "params.h"
 #include "wsopts.h"
-
-/* Linux cannot use logical block sizes outside 512 .. page size. */
-#define MIN_LBS		512U
-#define MAX_LBS		4096U
-/* nbdws.ko's limits on the request size: a page .. 32 MiB. */
-#define MIN_MAX_REQ	4096U
-#define MAX_MAX_REQ	(32U << 20)
 
 struct connect_cfg {
 	const char *uri_text;
@@ -43,12 +37,6 @@ struct connect_cfg {
 	char *backend_buf;		/* the default: the URI made public */
 	uint32_t client_flags;
 	bool persist;
-};
-
-/* What the device gets, derived from the handshake and the options. */
-struct dev_params {
-	uint32_t lbs, pref, max_req;
-	uint64_t lost_tail;
 };
 
 enum {
@@ -82,7 +70,7 @@ static int parse_args(int argc, char **argv, struct connect_cfg *cfg)
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->nconns = 1;
-	while ((c = getopt_long(argc, argv, "c:t:rb:jh", opts, NULL)) != -1) {
+	while ((c = nbdctl_getopt(argc, argv, "c:t:rb:jh", opts)) != -1) {
 		rc = wsopts_handle(&cfg->ws, cmd, c, optarg);
 		if (rc >= 0) {
 			if (rc)
@@ -187,46 +175,6 @@ static int parse_args(int argc, char **argv, struct connect_cfg *cfg)
 		}
 		cfg->backend = cfg->backend_buf;
 	}
-	return 0;
-}
-
-/* Derive the device's block sizes from what the server allows. */
-static int derive_params(const struct connect_cfg *cfg,
-			 const struct nbd_export_info *info,
-			 struct dev_params *p)
-{
-	uint32_t server_max = info->block_max;
-
-	if (info->block_min > MAX_LBS) {
-		nbdctl_err("the server's minimum block size (%" PRIu32 ") is larger than %u bytes, which Linux block devices cannot use",
-			   info->block_min, MAX_LBS);
-		return -1;
-	}
-	p->lbs = info->block_min < MIN_LBS ? MIN_LBS : info->block_min;
-	if (cfg->block_size) {
-		if (cfg->block_size < info->block_min) {
-			nbdctl_err("--block-size %" PRIu32 " is smaller than the server's minimum block size %" PRIu32,
-				   cfg->block_size, info->block_min);
-			return -1;
-		}
-		p->lbs = cfg->block_size;
-	}
-	p->pref = info->block_pref < p->lbs ? p->lbs : info->block_pref;
-	p->max_req = cfg->max_req ? cfg->max_req : NBDWS_DEFAULT_MAX_REQ_BYTES;
-	if (p->max_req > server_max) {
-		if (cfg->max_req)
-			nbdctl_warn("--max-request %" PRIu32 " exceeds the server's maximum of %" PRIu32 " bytes: using the maximum",
-				    cfg->max_req, server_max);
-		p->max_req = server_max;
-	}
-	/* Whole logical blocks only. */
-	p->max_req -= p->max_req % p->lbs;
-	if (p->max_req < p->lbs) {
-		nbdctl_err("the server's maximum request size (%" PRIu32 ") is smaller than the block size %" PRIu32,
-			   server_max, p->lbs);
-		return -1;
-	}
-	p->lost_tail = info->size % p->lbs;
 	return 0;
 }
 
@@ -342,7 +290,7 @@ static int do_connect(struct connect_cfg *cfg)
 		nbdctl_err("the server does not advertise multi-connection support (NBD_FLAG_CAN_MULTI_CONN): use -c 1");
 		goto out_conns;
 	}
-	if (derive_params(cfg, &info, &p))
+	if (derive_params(cfg->block_size, cfg->max_req, &info, &p))
 		goto out_conns;
 	if (p.lost_tail)
 		nbdctl_warn("the export's size (%" PRIu64 " bytes) is not a multiple of the block size (%" PRIu32 "): the last %" PRIu64 " bytes are not accessible",

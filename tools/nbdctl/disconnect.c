@@ -44,7 +44,7 @@ int cmd_disconnect(int argc, char **argv)
 	int c, i, rc, failed = 0;
 	uint32_t index;
 
-	while ((c = getopt_long(argc, argv, "ajh", opts, NULL)) != -1) {
+	while ((c = nbdctl_getopt(argc, argv, "ajh", opts)) != -1) {
 		switch (c) {
 		case 'a':
 			all = true;

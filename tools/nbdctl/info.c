@@ -33,7 +33,7 @@ static int parse_uri_arg(int argc, char **argv, struct nbd_uri *uri,
 
 	memset(ws, 0, sizeof(*ws));
 	memset(uri, 0, sizeof(*uri));
-	while ((c = getopt_long(argc, argv, "jh", info_opts, NULL)) != -1) {
+	while ((c = nbdctl_getopt(argc, argv, "jh", info_opts)) != -1) {
 		rc = wsopts_handle(ws, argv[0], c, optarg);
 		if (rc >= 0) {
 			if (rc)

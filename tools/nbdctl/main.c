@@ -9,6 +9,11 @@
 #include <string.h>
 
 #include "nbdctl.h"
+#include "nbdws_nl.h"
+
+#ifndef NBDWS_VERSION
+#define NBDWS_VERSION "unknown"
+#endif
 
 struct nbdctl_opts nbdctl_opts;
 
@@ -31,6 +36,7 @@ static const struct command commands[] = {
 	  "reconfigure DEVICE [-t SEC] [--dead-timeout SEC] [--add URI]..." },
 	{ "info", cmd_info, "info [WS-OPTIONS] URI" },
 	{ "list-exports", cmd_list_exports, "list-exports [WS-OPTIONS] URI" },
+	{ "version", cmd_version, "version" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -86,10 +92,82 @@ int nbdctl_usage_error(const char *cmd, const char *fmt, ...)
 	return NBDCTL_EXIT_USAGE;
 }
 
+/*
+ * getopt_long() with nbdctl's own messages: getopt's would lack our
+ * wording and be followed by no usage line. A leading ':' in the option
+ * string makes a missing value come back as ':' rather than '?'.
+ */
+int nbdctl_getopt(int argc, char **argv, const char *optstring,
+		  const struct option *longopts)
+{
+	bool stop = optstring[0] == '+';
+	const char *arg;
+	char spec[64];
+	size_t len;
+	int c;
+
+	opterr = 0;
+	snprintf(spec, sizeof(spec), "%s:%s", stop ? "+" : "", optstring + stop);
+	c = getopt_long(argc, argv, spec, longopts, NULL);
+	if (c != '?' && c != ':')
+		return c;
+	/* A long option is the word itself (without any "=VALUE"). */
+	arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+	len = strncmp(arg, "--", 2) ? 0 : strcspn(arg, "=");
+	if (c == ':' && len)
+		nbdctl_err("option '%.*s' needs a value", (int)len, arg);
+	else if (c == ':')
+		nbdctl_err("option '-%c' needs a value", optopt);
+	else if (len && optopt)
+		nbdctl_err("option '%.*s' takes no value", (int)len, arg);
+	else if (len)
+		nbdctl_err("unknown or ambiguous option '%.*s'", (int)len, arg);
+	else
+		nbdctl_err("unknown option '-%c'", optopt);
+	return '?';
+}
+
+static void print_version(void)
+{
+	if (nbdctl_opts.json)
+		printf("{\"version\":\"%s\"}\n", NBDWS_VERSION);
+	else
+		printf("nbdctl %s\n", NBDWS_VERSION);
+}
+
+int cmd_version(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	int c;
+
+	while ((c = nbdctl_getopt(argc, argv, "jh", opts)) != -1) {
+		switch (c) {
+		case 'j':
+			nbdctl_opts.json = true;
+			break;
+		case 'h':
+			nbdctl_usage(stdout, argv[0]);
+			return NBDCTL_EXIT_OK;
+		default:
+			return nbdctl_usage_error(argv[0], NULL);
+		}
+	}
+	if (optind != argc)
+		return nbdctl_usage_error(argv[0], "no arguments expected");
+	print_version();
+	return NBDCTL_EXIT_OK;
+}
+
 static void help(FILE *f)
 {
 	fprintf(f,
-		"usage: nbdctl [-j|--json] [--module PATH] COMMAND [ARGS]\n"
+		"usage: nbdctl [-j|--json] [-v|--verbose] [--module PATH] COMMAND [ARGS]\n"
+		"       nbdctl --version\n"
+		"  -j  JSON output   -v  libkmod's own messages when it loads nbdws.ko\n"
 		"commands:\n");
 	nbdctl_usage(f, NULL);
 	fprintf(f,
@@ -108,6 +186,8 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "module", required_argument, NULL, 'M' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -119,7 +199,7 @@ int main(int argc, char **argv)
 	if (nbdctl_opts.module_path && !*nbdctl_opts.module_path)
 		nbdctl_opts.module_path = NULL;
 	/* '+': stop at the command name, its options are its own. */
-	while ((c = getopt_long(argc, argv, "+jh", longopts, NULL)) != -1) {
+	while ((c = nbdctl_getopt(argc, argv, "+jvh", longopts)) != -1) {
 		switch (c) {
 		case 'j':
 			nbdctl_opts.json = true;
@@ -127,6 +207,13 @@ int main(int argc, char **argv)
 		case 'M':
 			nbdctl_opts.module_path = optarg;
 			break;
+		case 'v':
+			/* libkmod's own lines, when it loads the module. */
+			nbdws_nl_kmod_log(true);
+			break;
+		case 'V':
+			print_version();
+			return NBDCTL_EXIT_OK;
 		case 'h':
 			help(stdout);
 			return NBDCTL_EXIT_OK;

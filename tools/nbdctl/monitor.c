@@ -67,7 +67,7 @@ int cmd_monitor(int argc, char **argv)
 	struct nbdws_nl nl;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	while ((c = nbdctl_getopt(argc, argv, "jh", opts)) != -1) {
 		switch (c) {
 		case 'j':
 			nbdctl_opts.json = true;

@@ -41,6 +41,15 @@ void nbdctl_usage(FILE *f, const char *cmd);
 int nbdctl_usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * getopt_long() for the commands (@optstring without a leading ':'): on
+ * an unknown option or a missing value it prints an "nbdctl: " message
+ * itself and returns '?', for the caller to print its usage line.
+ */
+struct option;
+int nbdctl_getopt(int argc, char **argv, const char *optstring,
+		  const struct option *longopts);
+
 /* Command entry points: argv[0] is the command name. */
 int cmd_connect(int argc, char **argv);
 int cmd_disconnect(int argc, char **argv);
@@ -50,6 +59,7 @@ int cmd_monitor(int argc, char **argv);
 int cmd_reconfigure(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_list_exports(int argc, char **argv);
+int cmd_version(int argc, char **argv);
 
 /* args.c: argument parsing helpers; 0 on success, -1 if malformed. */
 int parse_device(const char *arg, uint32_t *index);

@@ -40,7 +40,7 @@ static int parse_args(int argc, char **argv, struct reconf *r)
 	int c;
 
 	memset(r, 0, sizeof(*r));
-	while ((c = getopt_long(argc, argv, "t:jh", opts, NULL)) != -1) {
+	while ((c = nbdctl_getopt(argc, argv, "t:jh", opts)) != -1) {
 		switch (c) {
 		case 't':
 			if (parse_seconds_ms(optarg, &r->timeout_ms))

@@ -38,7 +38,7 @@ static int parse_common(int argc, char **argv, int min_args, int max_args)
 {
 	int c;
 
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	while ((c = nbdctl_getopt(argc, argv, "jh", opts)) != -1) {
 		switch (c) {
 		case 'j':
 			nbdctl_opts.json = true;

@@ -114,7 +114,8 @@ static int read_auth_file(struct wsopts *w, const char *cmd)
 	int rc;
 
 	rc = secret_file_read(w->auth_file, WSOPTS_MAX_AUTH, &buf, &err);
-	if (rc == -EFBIG || rc == -EINVAL) {
+	/* Too long is a bad value; anything else, a file we will not use. */
+	if (rc == -EFBIG) {
 		nbdctl_err("--auth-file: %s", err.msg);
 		return nbdctl_usage_error(cmd, NULL);
 	}

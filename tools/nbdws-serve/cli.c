@@ -157,7 +157,8 @@ static int read_token_file(struct serve_opts *o, const char *path)
 	int rc;
 
 	rc = secret_file_read(path, TOKEN_MAX, &buf, &err);
-	if (rc == -EFBIG || rc == -EINVAL)
+	/* Too long is a bad value; anything else, a file we will not use. */
+	if (rc == -EFBIG)
 		return usage_error("--token-file: %s", err.msg);
 	if (rc) {
 		fprintf(stderr, "nbdws-serve: --token-file: %s\n", err.msg);
