@@ -157,7 +157,7 @@ function writableHint(extra = '') {
 	let t;
 
 	if (!canWrite)
-		t = 'Read-only: this browser cannot write to local files.';
+		t = 'Read-only: this browser cannot write to local files (it has no File System Access API; Chromium-based browsers have it). The image is served read-only.';
 	else if (ui.writable.checked)
 		t = 'Writes reach the file when the remote machine flushes (sync, unmount) and when you press Stop; until then they are kept in this page.';
 	else

@@ -172,6 +172,17 @@ export class WritableFileSource {
 		});
 	}
 
+	/*
+	 * TRIM only says the remote machine no longer needs the range, and
+	 * NBD leaves its contents undefined until written again. A file
+	 * picked in a browser cannot have holes punched, and zeroing the
+	 * range would cost the very writes a discard is meant to save (mkfs
+	 * discards the whole device first), so the file keeps its bytes.
+	 * Offering it still lets discards (mkfs, fstrim, blkdiscard) succeed
+	 * at once instead of failing.
+	 */
+	async trim() {}
+
 	flush() {
 		return this.serial(() => this.commit());
 	}

@@ -212,3 +212,36 @@ test('NbdServer over the writable source: WRITE, READ, FLUSH', async () => {
 	assert.deepEqual(h.store.bytes, want);
 	assert.ok(s.srv instanceof NbdServer);
 });
+
+test('NbdServer over the writable source offers TRIM and WRITE_ZEROES; TRIM keeps the bytes', async () => {
+	const img = pattern(4 * 4096, 11);
+	const h = fakeHandle(img.slice());
+	const src = await WritableFileSource.open(h);
+	const s = new Session(src);
+
+	await s.hello();
+	await s.go();
+	assert.ok(s.ready.flags & NBD.FLAG_SEND_TRIM);
+	assert.ok(s.ready.flags & NBD.FLAG_SEND_WRITE_ZEROES);
+	s.send(request(NBD.CMD_TRIM, 1, 4096, 8192));
+	assert.equal((await s.reply()).error, 0);
+	/* Nothing kept in the page and nothing written to the file. */
+	assert.equal(src.pendingBytes, 0);
+	s.send(request(NBD.CMD_FLUSH, 2, 0, 0));
+	assert.equal((await s.reply()).error, 0);
+	assert.equal(h.store.writables, 0);
+	s.send(request(NBD.CMD_READ, 3, 0, img.length));
+	assert.deepEqual((await s.reply(img.length)).data, img);
+	/* Past the end is still refused. */
+	s.send(request(NBD.CMD_TRIM, 4, 3 * 4096, 8192));
+	assert.equal((await s.reply()).error, NBD.EINVAL);
+	s.send(request(NBD.CMD_WRITE_ZEROES, 5, 100, 5000));
+	assert.equal((await s.reply()).error, 0);
+	s.send(request(NBD.CMD_FLUSH, 6, 0, 0));
+	assert.equal((await s.reply()).error, 0);
+	const want = img.slice();
+
+	want.fill(0, 100, 5100);
+	assert.deepEqual(h.store.bytes, want);
+	assert.equal(s.srv.stats.trims, 1);
+});
