@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TestVM, freePort } from '../tests/browser/lib/vm.mjs';
-import { launch, PageUser } from '../tests/browser/lib/browser.mjs';
+import { launch } from '../tests/browser/lib/browser.mjs';
 
 const top = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(top, 'build/demo');
@@ -92,10 +92,10 @@ async function main() {
 	show(await vm.sh(`bash ${ds} relay-start ${port} ${top}/web ${token}`));
 
 	step('open the page in headless Chromium, pick the image, choose disk0, click Serve');
-	browser = await launch(top, { profileDir: path.join(out, 'chromium-profile') });
+	browser = await launch(top, { browser: 'chromium', profileDir: path.join(out, 'chromium-profile') });
 	const url = `http://127.0.0.1:${port}/`;
-	const user = await PageUser.open(browser.context, `${url}?token=${token}`);
-	show(`opened ${url}?token=(the token) -> the page now shows ${user.page.url()}`);
+	const user = await browser.open(`${url}?token=${token}`);
+	show(`opened ${url}?token=(the token) -> the page now shows ${user.url()}`);
 	await user.pick(img);
 	await user.selectSlot('disk0');
 	await user.serve();
@@ -118,10 +118,10 @@ async function main() {
 	// run that long once it shows.
 	let c;
 	for (let i = 0; i < 40; i++) {
-		await user.page.waitForTimeout(250);
+		await user.sleep(250);
 		c = await user.read();
 		if (/[1-9]/.test(c.throughput ?? '')) {
-			await user.page.waitForTimeout(2000);
+			await user.sleep(2000);
 			c = await user.read();
 			break;
 		}

@@ -24,7 +24,7 @@ base_pkgs=(
 	libjson-c-dev nbdkit nbd-server nbd-client qemu-utils libnbd-bin fio e2fsprogs
 	iproute2 procps openssl websockify python3-websockets clang clang-tidy libclang-rt-14-dev
 	linux-perf
-	chromium fonts-dejavu-core
+	chromium firefox-esr fonts-dejavu-core
 )
 
 mkdir -p "$out"
@@ -34,9 +34,10 @@ exec 9> "$out/deps.lock"
 flock 9
 
 # The browser tests and make demo drive Debian's chromium with
-# playwright-core from npm (tests/browser/package-lock.json), installed
-# into build/npm so the tree stays clean. playwright-core never downloads
-# a browser of its own.
+# playwright-core, and the browser tests Debian's firefox-esr with
+# puppeteer-core (WebDriver BiDi), both from npm
+# (tests/browser/package-lock.json), installed into build/npm so the tree
+# stays clean. Neither downloads a browser of its own (--ignore-scripts).
 npm_dir="$out/npm"
 npm_deps() {
 	local src="$top/tests/browser"

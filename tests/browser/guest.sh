@@ -95,6 +95,10 @@ hook-log() {
 	cat "$rd/hook.log"
 }
 
+hook-reset() {
+	: > "$rd/hook.log"
+}
+
 # status TOKEN PORT [KEY...]: GET /status; with KEYs, print each value
 # (slots[NAME].key.key, e.g. slots[disk0].kernel.conns.0.stats.reads)
 # one per line, else the whole JSON.
@@ -176,6 +180,29 @@ check-files() {
 	(cd "$mnt" && sha256sum -c "$sums") || rc=1
 	umount "$mnt" || rc=1
 	return $rc
+}
+
+# dev-limits DEV: what the kernel offers on DEV besides reads and writes.
+dev-limits() {
+	local q=/sys/block/${1#/dev/}/queue f
+	for f in discard_max_bytes write_zeroes_max_bytes write_cache fua; do
+		echo "$f $(cat "$q/$f" 2> /dev/null || echo '?')"
+	done
+}
+
+# write-fs DEV MIB DIR [MNT]: a new ext4 on the first MIB MiB of DEV
+# (mkfs discards that part first), DIR's files copied in, unmounted.
+write-fs() {
+	local dev=$1 mib=$2 src=$3 mnt=${4:-/tmp/mnt-rw}
+	mkfs.ext4 -q -F -L written "$dev" "${mib}M" || return 1
+	mkdir -p "$mnt"
+	mount "$dev" "$mnt" || return 1
+	if ! cp -r "$src/." "$mnt/"; then
+		umount "$mnt"
+		return 1
+	fi
+	(cd "$mnt" && find . -path ./lost+found -prune -o -type f -print | sort)
+	umount "$mnt"
 }
 
 # read-sum DEV BYTES: SHA-256 of the first BYTES of DEV (O_DIRECT).

@@ -3,7 +3,8 @@
 #
 # The browser tests for one target kernel (scripts/check.sh runs this per
 # kernel): tests/browser/e2e.mjs boots the kernel's test VM with the relay
-# and drives Debian's Chromium here against it. TAP on standard output;
+# and drives Debian's Chromium and Firefox ESR here against it, one after
+# the other. TAP on standard output;
 # screenshots, the VM's console log and the guest's dmesg in
 # build/browser/KVER.
 #
@@ -19,7 +20,9 @@ case "${1:-}" in
 esac
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-for f in /usr/bin/chromium "$top/build/npm/node_modules/playwright-core/package.json" \
+for f in /usr/bin/chromium /usr/bin/firefox-esr \
+	 "$top/build/npm/node_modules/playwright-core/package.json" \
+	 "$top/build/npm/node_modules/puppeteer-core/package.json" \
 	 "$top/build/nbdws-relay" "$top/web/index.html"; do
 	# scripts/install-deps.sh and make tools provide these: missing is
 	# a failure, not a reason to skip.
