@@ -486,7 +486,7 @@ TEST_F_TIMEOUT(faults, persist_reconnects, 300)
 	self->helper = start_helper(self, argv);
 	ASSERT_LT(0, self->helper);
 	/* It prints the device, then stays to keep it connected. */
-	end = tu_now_ms() + 120000;
+	end = tu_deadline(120000);
 	do {
 		tu_msleep(200);
 		read_helper_out(self, out, sizeof(out));

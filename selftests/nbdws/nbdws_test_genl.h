@@ -656,7 +656,7 @@ static inline int nl_open_events(struct nl *nl)
 static inline int nl_wait_event(struct nl *nl, uint32_t index, uint32_t event,
 				int timeout_ms, struct nbdws_event_info *out)
 {
-	long long end = tu_now_ms() + timeout_ms;
+	long long end = tu_deadline(timeout_ms);
 	int fd = mnl_socket_get_fd(nl->sock);
 
 	for (;;) {

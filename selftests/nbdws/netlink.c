@@ -681,7 +681,7 @@ TEST_F_TIMEOUT(dev, reconfigure_replaces_connection, 120)
 
 	/* The server hangs up on the device's connection. */
 	shutdown(self->srv.conns[0].fd, SHUT_RDWR);
-	end = tu_now_ms() + 20000;
+	end = tu_deadline(20000);
 	do {
 		tu_msleep(20);
 		ASSERT_EQ(0, nbdws_status(&self->nl, self->index, &st));

@@ -14,6 +14,7 @@
 #include <linux/nbdws.h>
 
 #include "kselftest_harness.h"
+#include "nbdws_test_util.h"
 
 FIXTURE(genl)
 {

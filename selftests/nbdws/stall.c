@@ -222,7 +222,7 @@ static void start_stuck_io(struct __test_metadata *_metadata,
 			   FIXTURE_DATA(stall) *self, int index, bool write)
 {
 	static struct io_arg io;
-	long long end = tu_now_ms() + 20000;
+	long long end = tu_deadline(20000);
 
 	io = (struct io_arg){ .off = STALL_OFF, .write = write };
 	nbdws_dev_path(index, io.path, sizeof(io.path));

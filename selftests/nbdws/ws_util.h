@@ -120,7 +120,7 @@ static inline int ws_peer_start(struct ws_peer *p, const char *tag, int fd,
 		return -errno;
 	if (fd >= 0)
 		return 0;
-	end = tu_now_ms() + WS_HANDSHAKE_MS;
+	end = tu_deadline(WS_HANDSHAKE_MS);
 	while (tu_now_ms() < end) {
 		FILE *f = fopen(p->port_file, "r");
 
@@ -198,7 +198,7 @@ static inline char *ws_peer_read_log(const struct ws_peer *p)
 static inline bool ws_peer_log_has(const struct ws_peer *p, const char *prefix,
 				   int timeout_ms)
 {
-	long long end = tu_now_ms() + timeout_ms;
+	long long end = tu_deadline(timeout_ms);
 
 	for (;;) {
 		char *log = ws_peer_read_log(p), *line;
@@ -385,7 +385,7 @@ static inline const char *ws_req_header(const char *hdr, const char *name,
 static inline int ws_accept_upgrade(int fd, u8 **rest, size_t *rest_len,
 				    char *why, size_t whylen)
 {
-	long long end = tu_now_ms() + WS_HANDSHAKE_MS;
+	long long end = tu_deadline(WS_HANDSHAKE_MS);
 	char *buf = malloc(WS_HTTP_MAX_HEADER + 1);
 	char val[256], accept[WS_ACCEPT_LEN + 1], resp[256];
 	size_t have = 0, hend = 0;
@@ -612,7 +612,7 @@ static inline void ws_event_scan(const struct nlattr *first, size_t len,
 static inline int ws_wait_event(struct nl *nl, uint32_t index, uint32_t event,
 				int timeout_ms, struct ws_dead_event *out)
 {
-	long long end = tu_now_ms() + timeout_ms;
+	long long end = tu_deadline(timeout_ms);
 	int fd = mnl_socket_get_fd(nl->sock);
 
 	memset(out, 0, sizeof(*out));
