@@ -9,6 +9,8 @@
 #   make demo             install deps, build, a browser serves an image to
 #                         nbdws-relay and nbdws.ko in a test VM, end to end
 #   make check            install deps, unit tests, lint, DKMS, VM selftests
+#   make check-debug      the VM selftests on a debug kernel (KASAN, lockdep,
+#                         kmemleak, UBSAN; built once, ~20 min, cached)
 #   make vm               shell in a test VM with the module loaded
 #   make install          module + tools under DESTDIR/PREFIX
 #   make lint             checkpatch --strict, sparse, W=1 for every kernel
@@ -66,14 +68,14 @@ SERVE := $(B)/nbdws-serve
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRCS))
 SELFTEST_BINS := $(patsubst selftests/nbdws/%.c,$(B)/selftests/%,$(SELFTEST_SRCS))
 
-.PHONY: all module tools unit selftests check lint vm install clean deps \
+.PHONY: all module tools unit selftests check check-debug lint vm install clean deps \
 	checkpatch tidy fuzz dkms-source help
 .DELETE_ON_ERROR:
 
 all: module tools
 
 help:
-	@sed -n '4,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '4,20p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	@scripts/install-deps.sh
@@ -225,6 +227,11 @@ $(KSFT_HDRS) &:
 check:
 	@scripts/install-deps.sh
 	@scripts/check.sh $(CHECK_ARGS)
+
+# Not part of make check: the first run builds the debug kernel.
+check-debug:
+	@scripts/install-deps.sh
+	@scripts/check.sh --vm-only --kernel debug $(CHECK_ARGS)
 
 lint:
 	@scripts/lint.sh

@@ -16,6 +16,12 @@
 #
 #   check.sh [--kernel NAME]... [--test NAME]... [--no-vm] [--vm-only]
 #
+# --kernel debug (make check-debug) adds the debug kernel to the VM runs
+# (scripts/debug-kernel.sh builds it once): KASAN, lockdep, UBSAN and debug
+# objects report into dmesg, kmemleak is scanned after the suite, and
+# every time limit is multiplied by NBDWS_DEBUG_TIMEOUT_SCALE (default 4).
+# The browser tests do not run on it.
+#
 # --test browser selects the browser tests (tests/browser/), which run
 # unless --test names only other tests.
 # Results (TAP per test program, console logs, dmesg) stay in build/results
@@ -117,6 +123,21 @@ if [ -n "$host" ]; then
 		ls build/destdir/lib/modules/*/updates/nbdws.ko"
 fi
 
+# The VM kernels: the targets, and the debug kernel when asked for by name.
+vmlist=$(cat build/kernels.list)
+for k in "${kernels[@]}"; do
+	[ "$k" = debug ] || continue
+	step "debug kernel"
+	t0=$SECONDS
+	if ! dk=$(scripts/debug-kernel.sh); then
+		printf 'not ok 1 build the debug kernel\n1..1\n' > "$res/host/debug-kernel.tap"
+		awk -f scripts/tap-summary.awk "host=$res/host/debug-kernel.tap"
+		exit 1
+	fi
+	echo "    ${dk%% *} ready after $((SECONDS - t0)) s (${dk#* })"
+	vmlist+=$'\n'"debug ${dk%% *}"
+done
+
 if [ -n "$vm" ]; then
 	while read -r name kver; do
 		if [ ${#kernels[@]} -gt 0 ]; then
@@ -126,6 +147,8 @@ if [ -n "$vm" ]; then
 			done
 			[ -n "$want" ] || continue
 		fi
+		scale=1
+		[ "$name" = debug ] && scale=${NBDWS_DEBUG_TIMEOUT_SCALE:-4}
 		step "VM selftests on $kver"
 		out="$top/build/vm/$kver"
 		mkdir -p "$out" "$res/$kver"
@@ -134,11 +157,11 @@ if [ -n "$vm" ]; then
 		cat > "$job" <<JOB
 export NBDWS_TOP='$top' NBDWS_KVER='$kver' NBDWS_OUT='$out'
 export NBDWS_KO='$top/build/kernels/$kver/src/nbdws.ko'
-export NBDWS_TESTS='${tests[*]}'
+export NBDWS_TESTS='${tests[*]}' NBDWS_TIMEOUT_SCALE=$scale
 exec bash '$top/selftests/vm/guest-run.sh'
 JOB
 		t0=$SECONDS
-		scripts/vm.sh --kernel "$kver" --job "$job" --timeout 2400
+		scripts/vm.sh --kernel "$name" --job "$job" --timeout $((2400 * scale))
 		vmrc=$?
 		echo "    VM run took $((SECONDS - t0)) s"
 
@@ -158,7 +181,11 @@ JOB
 			-e 'hung_task|blocked for more than|INFO: task' \
 			-e 'lockdep|possible (circular|recursive) locking|inconsistent lock state' \
 			-e 'KASAN|UBSAN|refcount_t:|kernel BUG|Kernel panic|list_(add|del) corruption' \
+			-e 'ODEBUG|suspected memory leak' \
 			"$log")
+		# kmemleak's verdict after the suite (kernels that have it).
+		leaks=$out/results/kmemleak.txt
+		nleaks=$(grep -c '^unreferenced object' "$leaks" 2>/dev/null)
 		{
 			if [ "$vmrc" = 0 ] && [ -s "$out/dmesg.txt" ]; then
 				echo "ok 1 VM run completed"
@@ -170,7 +197,16 @@ JOB
 			else
 				echo "not ok 2 dmesg free of oops/BUG/WARNING/hung task/lockdep/KASAN/refcount"
 			fi
-			echo "1..2"
+			if [ -f "$leaks" ]; then
+				if [ -s "$leaks" ]; then
+					echo "not ok 3 kmemleak: $nleaks unreferenced objects ($leaks)"
+				else
+					echo "ok 3 kmemleak: no unreferenced objects"
+				fi
+				echo "1..3"
+			else
+				echo "1..2"
+			fi
 		} > "$res/$kver/vm.tap"
 		tapargs+=("$name=$res/$kver/vm.tap")
 		if [ -n "$bad" ] || [ "$vmrc" != 0 ] ||
@@ -178,13 +214,18 @@ JOB
 			echo "--- guest dmesg ($kver, $log) ---"
 			cat "$log"
 		fi
+		if [ -s "$leaks" ]; then
+			echo "--- kmemleak ($kver, $leaks) ---"
+			cat "$leaks"
+		fi
 
 		# The browser tests: Chromium, then Firefox here, the relay in
 		# a VM of this kernel (tests/browser/e2e.mjs). Run unless
-		# --test names selftests without "browser". 24 to 38 min
-		# measured on a host loaded with other VMs (load 19 to 36):
-		# 45 still catches a hang.
-		if [ ${#tests[@]} -eq 0 ] || [[ " ${tests[*]} " == *" browser "* ]]; then
+		# --test names selftests without "browser", and never on the
+		# debug kernel. 24 to 38 min measured on a host loaded with
+		# other VMs (load 19 to 36): 45 still catches a hang.
+		if [ "$name" != debug ] &&
+		   { [ ${#tests[@]} -eq 0 ] || [[ " ${tests[*]} " == *" browser "* ]]; }; then
 			step "browser tests on $kver"
 			t0=$SECONDS
 			timeout -k 10 2700 tests/browser/run.sh --kernel "$kver" \
@@ -193,7 +234,7 @@ JOB
 			echo "    browser tests took $((SECONDS - t0)) s (screenshots: build/browser/$kver)"
 			tapargs+=("$name=$res/$kver/browser.tap")
 		fi
-	done < build/kernels.list
+	done <<< "$vmlist"
 fi
 
 # Show the output of every test program that failed.

@@ -4,9 +4,11 @@
 # Boot a test VM for one target kernel: the host's root read-only over 9p,
 # this tree writable at its own path, nbdws.ko built for that kernel.
 #
-#   vm.sh [--kernel NAME|KVER] [--cmd CMD] [--job FILE] [--no-module]
+#   vm.sh [--kernel NAME|KVER|debug] [--cmd CMD] [--job FILE] [--no-module]
 #         [--timeout SEC] [--mem MiB] [--out DIR] [--forward PORT]...
 #
+# --kernel debug: the debug kernel of `make check-debug` (KASAN, lockdep,
+#            kmemleak...; scripts/debug-kernel.sh builds it on first use).
 # Without --cmd/--job: an interactive shell with the module loaded.
 # --cmd CMD: run CMD (bash) with the module loaded, print its output, exit
 #            with its status.
@@ -22,7 +24,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-kernel= cmd= job= timeout=900 mem=2048 out= load=1 fwd=()
+kernel= cmd= job= timeout=900 mem=2048 mem_set= out= load=1 fwd=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) kernel=$2; shift 2 ;;
@@ -30,7 +32,7 @@ while [ $# -gt 0 ]; do
 	--job) job=$2; shift 2 ;;
 	--no-module) load=; shift ;;
 	--timeout) timeout=$2; shift 2 ;;
-	--mem) mem=$2; shift 2 ;;
+	--mem) mem=$2; mem_set=1; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--forward)
 		case "$2" in
@@ -39,17 +41,40 @@ while [ $# -gt 0 ]; do
 		[ "$2" -ge 1 ] && [ "$2" -le 65535 ] ||
 			{ echo "vm.sh: --forward $2: not a port" >&2; exit 2; }
 		fwd+=("$2"); shift 2 ;;
-	*) echo "usage: vm.sh [--kernel NAME|KVER] [--cmd CMD] [--job FILE] [--no-module] [--timeout SEC] [--mem MiB] [--out DIR] [--forward PORT]..." >&2
+	*) echo "usage: vm.sh [--kernel NAME|KVER|debug] [--cmd CMD] [--job FILE] [--no-module] [--timeout SEC] [--mem MiB] [--out DIR] [--forward PORT]..." >&2
 	   exit 2 ;;
 	esac
 done
 
 "$top/scripts/install-deps.sh"
 list="$top/build/kernels.list"
-# NAME or KVER; the first line of the list is the default kernel.
-kver=$(awk -v k="$kernel" 'k == "" || $1 == k || $2 == k { print $2; exit }' "$list")
-[ -n "$kver" ] || { echo "vm.sh: unknown kernel '$kernel' (see $list)" >&2; exit 2; }
-vmlinuz=/boot/vmlinuz-$kver
+# Where the kernel, its modules and its module build tree are: Debian's
+# packages on the host, or the debug kernel in its cache.
+moddir=/lib/modules kdir= extra_append= kbuild_args=()
+if [ "$kernel" = debug ]; then
+	# The debug kernel (scripts/debug-kernel.sh: built once, cached).
+	# Its modules are not under the host's /lib/modules: the guest's init
+	# mounts MODDIR over /lib/modules so modprobe finds them.
+	read -r kver ddir < <("$top/scripts/debug-kernel.sh") || true
+	[ -n "${kver:-}" ] || { echo "vm.sh: no debug kernel" >&2; exit 1; }
+	vmlinuz=$ddir/bzImage
+	moddir=$ddir/lib/modules
+	kdir=$ddir/src
+	# acpi=off: without ACPI tables to probe, boot skips ~100 s of loop
+	# timeouts under TCG (the guest ends with reboot -f either way).
+	# kasan_multi_shot: every KASAN report, not only the first.
+	extra_append=" acpi=off kasan_multi_shot NBDWS_MODDIR=$moddir"
+	[ "$mem_set" ] || mem=3072
+	# The kernel has no debug info; nbdws.ko gets its own, so that
+	# scripts/faddr2line turns a report's nbdws frames into lines.
+	kbuild_args=(KCFLAGS=-g)
+else
+	# NAME or KVER; the first line of the list is the default kernel.
+	kver=$(awk -v k="$kernel" 'k == "" || $1 == k || $2 == k { print $2; exit }' "$list")
+	[ -n "$kver" ] || { echo "vm.sh: unknown kernel '$kernel' (see $list; or 'debug')" >&2; exit 2; }
+	vmlinuz=/boot/vmlinuz-$kver
+fi
+kdir=${kdir:-$moddir/$kver/build}
 [ -r "$vmlinuz" ] || { echo "vm.sh: $vmlinuz missing" >&2; exit 1; }
 if [ -z "$out" ]; then
 	out=$top/build/vm/$kver
@@ -78,9 +103,9 @@ if [ ! -s "$initrd" ] || [ "$initrd" -ot "$top/selftests/vm/init" ] ||
 	# needs beyond that): loaded only when the guest has a network.
 	{
 		for m in virtio_pci 9pnet_virtio 9p; do
-			modprobe -S "$kver" --show-depends "$m" | sed 's/$/ order/'
+			modprobe -d "${moddir%/lib/modules}/" -S "$kver" --show-depends "$m" | sed 's/$/ order/'
 		done
-		modprobe -S "$kver" --show-depends virtio_net | sed 's/$/ net/'
+		modprobe -d "${moddir%/lib/modules}/" -S "$kver" --show-depends virtio_net | sed 's/$/ net/'
 	} | awk '$1 == "insmod" && !seen[$2]++ { print $2, $NF }' |
 	while read -r ko list; do
 		base=$(basename "$ko"); base=${base%.xz}; base=${base%.zst}; base=${base%.gz}
@@ -101,8 +126,8 @@ fi
 # ---- module ---------------------------------------------------------------
 ko=
 if [ -n "$load" ]; then
-	"$top/scripts/build-module.sh" --kdir "/lib/modules/$kver/build" \
-		--log "$top/build/kernels/$kver/build.log"
+	"$top/scripts/build-module.sh" --kdir "$kdir" \
+		--log "$top/build/kernels/$kver/build.log" ${kbuild_args[@]+"${kbuild_args[@]}"}
 	ko="$top/build/kernels/$kver/src/nbdws.ko"
 fi
 
@@ -157,7 +182,7 @@ else
 	accel_args=(-accel tcg,thread=multi -cpu max)
 fi
 
-append="console=ttyS0 loglevel=5 panic=-1 NBDWS_TOP=$top NBDWS_MODE=$mode"
+append="console=ttyS0 loglevel=5 panic=-1 NBDWS_TOP=$top NBDWS_MODE=$mode$extra_append"
 [ ${#fwd[@]} -gt 0 ] && append+=" NBDWS_NET=1"
 if [ "$mode" = shell ]; then
 	# The guest's interactive bash takes the profile as its rcfile.
