@@ -127,15 +127,8 @@ int nbdctl_getopt(int argc, char **argv, const char *optstring,
 	return '?';
 }
 
-static void print_version(void)
-{
-	if (nbdctl_opts.json)
-		printf("{\"version\":\"%s\"}\n", NBDWS_VERSION);
-	else
-		printf("nbdctl %s\n", NBDWS_VERSION);
-}
-
-int cmd_version(int argc, char **argv)
+int nbdctl_parse_json_only(int argc, char **argv, int min_args, int max_args,
+			   const char *count_msg)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
@@ -151,13 +144,31 @@ int cmd_version(int argc, char **argv)
 			break;
 		case 'h':
 			nbdctl_usage(stdout, argv[0]);
-			return NBDCTL_EXIT_OK;
+			exit(NBDCTL_EXIT_OK);
 		default:
 			return nbdctl_usage_error(argv[0], NULL);
 		}
 	}
-	if (optind != argc)
-		return nbdctl_usage_error(argv[0], "no arguments expected");
+	if (argc - optind < min_args || argc - optind > max_args)
+		return nbdctl_usage_error(argv[0], "%s", count_msg);
+	return 0;
+}
+
+static void print_version(void)
+{
+	if (nbdctl_opts.json)
+		printf("{\"version\":\"%s\"}\n", NBDWS_VERSION);
+	else
+		printf("nbdctl %s\n", NBDWS_VERSION);
+}
+
+int cmd_version(int argc, char **argv)
+{
+	int rc = nbdctl_parse_json_only(argc, argv, 0, 0,
+					"no arguments expected");
+
+	if (rc)
+		return rc;
 	print_version();
 	return NBDCTL_EXIT_OK;
 }

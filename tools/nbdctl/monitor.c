@@ -4,7 +4,6 @@
  * and why, reconnected, disconnected) one line each until interrupted.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 
 #include <netlink/genl/genl.h>
@@ -59,28 +58,13 @@ static int event_cb(struct nl_msg *msg, void *arg)
 
 int cmd_monitor(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
 	struct nbdws_nl nl;
-	int c, rc;
+	int rc;
 
-	while ((c = nbdctl_getopt(argc, argv, "jh", opts)) != -1) {
-		switch (c) {
-		case 'j':
-			nbdctl_opts.json = true;
-			break;
-		case 'h':
-			nbdctl_usage(stdout, argv[0]);
-			return NBDCTL_EXIT_OK;
-		default:
-			return nbdctl_usage_error(argv[0], NULL);
-		}
-	}
-	if (optind != argc)
-		return nbdctl_usage_error(argv[0], "monitor takes no arguments");
+	rc = nbdctl_parse_json_only(argc, argv, 0, 0,
+				    "monitor takes no arguments");
+	if (rc)
+		return rc;
 	rc = nbdctl_nl_open(&nl);
 	if (rc)
 		return rc;

@@ -50,6 +50,14 @@ struct option;
 int nbdctl_getopt(int argc, char **argv, const char *optstring,
 		  const struct option *longopts);
 
+/*
+ * The options of a command that has only -j and -h, then between
+ * @min_args and @max_args arguments (else @count_msg as a usage error).
+ * -h prints the usage line and exits 0. Returns 0 or NBDCTL_EXIT_USAGE.
+ */
+int nbdctl_parse_json_only(int argc, char **argv, int min_args, int max_args,
+			   const char *count_msg);
+
 /* Command entry points: argv[0] is the command name. */
 int cmd_connect(int argc, char **argv);
 int cmd_disconnect(int argc, char **argv);

@@ -12,12 +12,6 @@
 #include "nbdctl.h"
 #include "output.h"
 
-static const struct option opts[] = {
-	{ "json", no_argument, NULL, 'j' },
-	{ "help", no_argument, NULL, 'h' },
-	{},
-};
-
 static const char *const stat_names[NBDWS_STAT_A_MAX + 1] = {
 	[NBDWS_STAT_A_READS] = "reads",
 	[NBDWS_STAT_A_WRITES] = "writes",
@@ -32,28 +26,6 @@ static const char *const stat_names[NBDWS_STAT_A_MAX + 1] = {
 	[NBDWS_STAT_A_TIMEOUTS] = "timeouts",
 	[NBDWS_STAT_A_RECONNECTS] = "reconnects",
 };
-
-/* Parse "[-j]" plus the expected number of positional arguments. */
-static int parse_common(int argc, char **argv, int min_args, int max_args)
-{
-	int c;
-
-	while ((c = nbdctl_getopt(argc, argv, "jh", opts)) != -1) {
-		switch (c) {
-		case 'j':
-			nbdctl_opts.json = true;
-			break;
-		case 'h':
-			nbdctl_usage(stdout, argv[0]);
-			exit(NBDCTL_EXIT_OK);
-		default:
-			return nbdctl_usage_error(argv[0], NULL);
-		}
-	}
-	if (argc - optind < min_args || argc - optind > max_args)
-		return nbdctl_usage_error(argv[0], "wrong number of arguments");
-	return 0;
-}
 
 static json_object *conn_json(const struct nbdws_conn_status *c)
 {
@@ -138,7 +110,8 @@ int cmd_list(int argc, char **argv)
 	unsigned int i;
 	int rc;
 
-	rc = parse_common(argc, argv, 0, 0);
+	rc = nbdctl_parse_json_only(argc, argv, 0, 0,
+				    "wrong number of arguments");
 	if (rc)
 		return rc;
 	rc = nbdctl_nl_open(&nl);
@@ -238,7 +211,8 @@ int cmd_status(int argc, char **argv)
 	uint32_t index;
 	int rc;
 
-	rc = parse_common(argc, argv, 1, 1);
+	rc = nbdctl_parse_json_only(argc, argv, 1, 1,
+				    "wrong number of arguments");
 	if (rc)
 		return rc;
 	if (parse_device(argv[optind], &index))
