@@ -5,39 +5,11 @@
 // downloads a browser). Gives lib/browser.mjs the few page operations it
 // needs, in the same shape as lib/firefox.mjs.
 
-import { createRequire } from 'node:module';
-import fs from 'node:fs';
-import path from 'node:path';
+import { DriverPage, freshProfile, removeProfile, requireDriver } from './driver.mjs';
 
 export const CHROMIUM = process.env.NBDWS_CHROMIUM || '/usr/bin/chromium';
 
-function playwright(top) {
-	const require = createRequire(path.join(top, 'build/npm/package.json'));
-	try {
-		return require('playwright-core');
-	} catch (e) {
-		throw new Error('playwright-core is not installed in build/npm: ' +
-			'run scripts/install-deps.sh (' + e.message + ')');
-	}
-}
-
-class ChromiumPage {
-	constructor(page) {
-		this.page = page;
-	}
-
-	goto(url) {
-		return this.page.goto(url, { waitUntil: 'load' });
-	}
-
-	url() {
-		return this.page.url();
-	}
-
-	evaluate(fn, arg) {
-		return this.page.evaluate(fn, arg);
-	}
-
+class ChromiumPage extends DriverPage {
 	// Before any script of the page, on every load of this tab.
 	addInitScript(fn, arg) {
 		return this.page.addInitScript(fn, arg);
@@ -54,34 +26,12 @@ class ChromiumPage {
 	select(selector, value) {
 		return this.page.selectOption(selector, value);
 	}
-
-	click(selector) {
-		return this.page.click(selector);
-	}
-
-	reload() {
-		return this.page.reload({ waitUntil: 'load' });
-	}
-
-	screenshot(file) {
-		return this.page.screenshot({ path: file, fullPage: true });
-	}
-
-	onConsole(log) {
-		this.page.on('console', (m) => log(`${m.type()}: ${m.text()}`));
-		this.page.on('pageerror', (e) => log(`pageerror: ${e.message}`));
-	}
-
-	close() {
-		return this.page.close();
-	}
 }
 
 // A fresh profile each time; no network but what the page asks for.
 export async function launchChromium(top, { profileDir }) {
-	const { chromium } = playwright(top);
-	fs.rmSync(profileDir, { recursive: true, force: true });
-	fs.mkdirSync(profileDir, { recursive: true });
+	const { chromium } = requireDriver(top, 'playwright-core');
+	freshProfile(profileDir);
 	const context = await chromium.launchPersistentContext(profileDir, {
 		executablePath: CHROMIUM,
 		headless: true,
@@ -97,7 +47,7 @@ export async function launchChromium(top, { profileDir }) {
 		},
 		async close() {
 			await context.close().catch(() => {});
-			fs.rmSync(profileDir, { recursive: true, force: true });
+			removeProfile(profileDir);
 		},
 	};
 }

@@ -5,21 +5,9 @@
 // never downloads a browser). Gives lib/browser.mjs the same few page
 // operations as lib/chromium.mjs.
 
-import { createRequire } from 'node:module';
-import fs from 'node:fs';
-import path from 'node:path';
+import { DriverPage, freshProfile, removeProfile, requireDriver } from './driver.mjs';
 
 export const FIREFOX = process.env.NBDWS_FIREFOX || '/usr/bin/firefox-esr';
-
-function puppeteer(top) {
-	const require = createRequire(path.join(top, 'build/npm/package.json'));
-	try {
-		return require('puppeteer-core');
-	} catch (e) {
-		throw new Error('puppeteer-core is not installed in build/npm: ' +
-			'run scripts/install-deps.sh (' + e.message + ')');
-	}
-}
 
 // On top of puppeteer's own test preferences (no updates, telemetry, safe
 // browsing, ...): the services that would still reach out to the network
@@ -37,24 +25,12 @@ const QUIET = {
 	'dom.push.connection.enabled': false,
 };
 
-class FirefoxPage {
+class FirefoxPage extends DriverPage {
 	constructor(page) {
-		this.page = page;
+		super(page);
 		// TCG VMs and a loaded host: puppeteer's 30 s is too short for
 		// a navigation while the page serves a busy device.
 		page.setDefaultTimeout(120000);
-	}
-
-	goto(url) {
-		return this.page.goto(url, { waitUntil: 'load' });
-	}
-
-	url() {
-		return this.page.url();
-	}
-
-	evaluate(fn, arg) {
-		return this.page.evaluate(fn, arg);
 	}
 
 	addInitScript(fn, arg) {
@@ -82,34 +58,12 @@ class FirefoxPage {
 	select(selector, value) {
 		return this.page.select(selector, value);
 	}
-
-	click(selector) {
-		return this.page.click(selector);
-	}
-
-	reload() {
-		return this.page.reload({ waitUntil: 'load' });
-	}
-
-	screenshot(file) {
-		return this.page.screenshot({ path: file, fullPage: true });
-	}
-
-	onConsole(log) {
-		this.page.on('console', (m) => log(`${m.type()}: ${m.text()}`));
-		this.page.on('pageerror', (e) => log(`pageerror: ${e.message}`));
-	}
-
-	close() {
-		return this.page.close();
-	}
 }
 
 // A fresh profile each time.
 export async function launchFirefox(top, { profileDir }) {
-	const pp = puppeteer(top);
-	fs.rmSync(profileDir, { recursive: true, force: true });
-	fs.mkdirSync(profileDir, { recursive: true });
+	const pp = requireDriver(top, 'puppeteer-core');
+	freshProfile(profileDir);
 	const browser = await pp.launch({
 		browser: 'firefox',
 		executablePath: FIREFOX,
@@ -129,7 +83,7 @@ export async function launchFirefox(top, { profileDir }) {
 		},
 		async close() {
 			await browser.close().catch(() => {});
-			fs.rmSync(profileDir, { recursive: true, force: true });
+			removeProfile(profileDir);
 		},
 	};
 }
