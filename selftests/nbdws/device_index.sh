@@ -23,8 +23,7 @@ idx=5
 dev=/dev/nbdws$idx
 sysdir=/sys/block/nbdws$idx
 pids=()
-n=0
-failed=0
+. "$(dirname "$0")/lib/tap.sh"
 a_mib=64
 b_mib=96
 
@@ -47,17 +46,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-ok() {	# ok STATUS DESCRIPTION [diagnostic file]
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n $2"
-		[ -n "${3:-}" ] && [ -s "$3" ] && sed 's/^/# /' "$3" | tail -n 30
-	fi
-}
 
 start_server() {	# start_server SOCKET IMAGE
 	nbdkit -f -U "$1" file "$2" > "$tmp/nbdkit.log" 2>&1 &

@@ -33,8 +33,7 @@ attach=$top/build/ws_attach
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ws-websockify.XXXXXX")
 pids=()
 dev=
-n=0
-failed=0
+. "$(dirname "$0")/lib/tap.sh"
 img_mib=64
 
 cleanup() {
@@ -55,17 +54,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-ok() {	# ok STATUS DESCRIPTION [diagnostic file]
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n $2"
-		[ -n "${3:-}" ] && [ -s "$3" ] && sed 's/^/# /' "$3" | tail -n 30
-	fi
-}
 
 free_port() {
 	$python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

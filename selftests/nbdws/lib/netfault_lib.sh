@@ -21,8 +21,7 @@ ip_s=10.99.0.2
 port=10809
 pids=()
 srv_pids=()
-n=0
-failed=0
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 nf_cleanup() {
 	local p d
@@ -44,23 +43,6 @@ nf_cleanup() {
 	rm -rf "$tmp"
 }
 trap nf_cleanup EXIT
-
-ok() {	# ok STATUS DESCRIPTION [diagnostic file...]
-	local f
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n $2"
-		shift 2
-		for f in "$@"; do
-			[ -s "$f" ] || continue
-			echo "# --- ${f##*/}"
-			sed 's/^/# /' "$f" | tail -n 25
-		done
-	fi
-}
 
 # A TAP comment: the figures a run had (time taken, packets dropped).
 note() { echo "# $*"; }

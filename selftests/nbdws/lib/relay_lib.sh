@@ -20,8 +20,9 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/relay.XXXXXX")
 pids=()
 relay_pid=
 relay_port=
-n=0
-failed=0
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
+# RELAY_TIMES=1, the older name of TAP_TIMES=1 (see tap.sh).
+TAP_TIMES=${TAP_TIMES:-${RELAY_TIMES:-}}
 
 # Tokens: 16..256 characters; only HTTP token characters so that one can
 # also travel as a Sec-WebSocket-Protocol value.
@@ -57,25 +58,6 @@ relay_cleanup() {
 	rm -rf "$tmp"
 }
 trap relay_cleanup EXIT
-
-ok() {	# ok STATUS DESCRIPTION [diagnostic file...]
-	local f
-	n=$((n + 1))
-	# RELAY_TIMES=1: where the time goes (a TAP comment per result).
-	[ -n "${RELAY_TIMES:-}" ] && echo "# at ${SECONDS}s"
-	if [ "$1" = 0 ]; then
-		echo "ok $n $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n $2"
-		shift 2
-		for f in "$@"; do
-			[ -s "$f" ] || continue
-			echo "# --- ${f##*/}"
-			sed 's/^/# /' "$f" | tail -n 25
-		done
-	fi
-}
 
 # ok_cmd DESCRIPTION CMD... : run CMD, its output the diagnostic.
 ok_cmd() {
