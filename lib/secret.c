@@ -25,19 +25,21 @@ void secret_free_str(char *s)
 }
 
 /* Who may read it: the same rule as ssh for private keys. */
-static int check_file(const char *path, const struct stat *st,
+int secret_file_check(int fd, const char *path, uid_t owner, struct stat *st,
 		      struct nbdws_err *err)
 {
-	uid_t me = geteuid();
-
+	/* fstat() on the open file: no window to swap it after the check. */
+	if (fstat(fd, st))
+		return nbdws_err_set(err, -errno, "cannot stat '%s': %s", path,
+				     strerror(errno));
 	if (!S_ISREG(st->st_mode))
 		return nbdws_err_set(err, -EINVAL, "'%s' is not a regular file",
 				     path);
-	if (st->st_uid != me && st->st_uid != 0)
+	if (st->st_uid != owner && st->st_uid != 0)
 		return nbdws_err_set(err, -EPERM,
 				     "'%s' belongs to uid %u, neither to you (uid %u) nor to root: anyone who owns it can change the credential",
 				     path, (unsigned int)st->st_uid,
-				     (unsigned int)me);
+				     (unsigned int)owner);
 	if (st->st_mode & 077)
 		return nbdws_err_set(err, -EPERM,
 				     "'%s' has mode %04o: group or others may access it, and it holds a credential; run chmod 600 '%s'",
@@ -79,13 +81,7 @@ int secret_file_read(const char *path, size_t max, char **out,
 	if (fd < 0)
 		return nbdws_err_set(err, -errno, "cannot open '%s': %s", path,
 				     strerror(errno));
-	/* fstat() on the open file: no window to swap it after the check. */
-	if (fstat(fd, &st)) {
-		rc = nbdws_err_set(err, -errno, "cannot stat '%s': %s", path,
-				   strerror(errno));
-		goto out;
-	}
-	rc = check_file(path, &st, err);
+	rc = secret_file_check(fd, path, geteuid(), &st, err);
 	if (rc)
 		goto out;
 	/*

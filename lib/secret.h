@@ -10,6 +10,7 @@
 #define _NBDWS_SECRET_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include "nbdws_err.h"
 
@@ -35,5 +36,14 @@ void secret_free_str(char *s);
  */
 int secret_file_read(const char *path, size_t max, char **out,
 		     struct nbdws_err *err);
+
+/*
+ * The ownership and mode rule above for the open file @fd (named @path in
+ * messages), with @owner in place of the effective user (a daemon checks
+ * against the uid it runs as). Fills *@st. 0, or -EINVAL (not a regular
+ * file), -EPERM, or fstat()'s errno, with a sentence in @err.
+ */
+int secret_file_check(int fd, const char *path, uid_t owner, struct stat *st,
+		      struct nbdws_err *err);
 
 #endif /* _NBDWS_SECRET_H */

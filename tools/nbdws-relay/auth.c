@@ -188,30 +188,10 @@ int auth_set_load(const char *path, uid_t uid, const struct relay_config *cfg,
 	if (fd < 0)
 		return nbdws_err_set(err, -errno, "%s: %s", path,
 				     strerror(errno));
-	if (fstat(fd, &st)) {
-		rc = nbdws_err_set(err, -errno, "%s: %s", path,
-				   strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = nbdws_err_set(err, -EINVAL, "%s: not a regular file",
-				   path);
-		goto out;
-	}
 	/* Anyone who can write it can let himself in. */
-	if (st.st_uid != 0 && st.st_uid != uid) {
-		rc = nbdws_err_set(err, -EPERM,
-				   "%s: owned by uid %u, not by root or the relay's uid %u",
-				   path, (unsigned int)st.st_uid,
-				   (unsigned int)uid);
+	rc = secret_file_check(fd, path, uid, &st, err);
+	if (rc)
 		goto out;
-	}
-	if (st.st_mode & 077) {
-		rc = nbdws_err_set(err, -EPERM,
-				   "%s: group or others may access it: chmod 600 %s",
-				   path, path);
-		goto out;
-	}
 	if (st.st_size > AUTH_MAX_FILE) {
 		rc = nbdws_err_set(err, -EFBIG, "%s: larger than %ld bytes",
 				   path, AUTH_MAX_FILE);
