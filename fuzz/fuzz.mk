@@ -14,6 +14,7 @@
 #
 #   make fuzz                      build, seed, run each target 60 s
 #   make fuzz FUZZ_SECONDS=300     longer
+#   make fuzz FUZZ_RUNS=10000000   a number of executions per target instead
 #   make fuzz FUZZ_TARGETS=fuzz_rx_stream
 #   make -f fuzz/fuzz.mk build     build only
 #
@@ -45,7 +46,7 @@ SCALAR_SRCS := common/ws_frame.c common/nbd_wire.c fuzz/ws_mask_scalar.c
 # uninstrumented); OpenSSL only for the SHA-1 of the accept value.
 LIB_SRCS := lib/http_req.c lib/ws_accept.c lib/ws_upgrade.c lib/nbd_uri.c \
 	lib/nbd_handshake.c lib/ws_stream.c lib/nbdws_err.c \
-	$(wildcard lib/peer_text.c) $(CODEC_SRCS)
+	lib/secret.c $(wildcard lib/peer_text.c) $(CODEC_SRCS)
 LIB_HDRS := $(CODEC_HDRS) $(wildcard lib/*.h)
 LIB_LDLIBS := -lcrypto
 
@@ -60,15 +61,21 @@ check-clang:
 build: check-clang $(addprefix $(FB)/,$(FUZZ_TARGETS)) $(FB)/gen_corpus \
 	$(FB)/gen_seeds
 
+# The codec targets run every input several times over, cut byte by byte:
+# comparison tracing there costs 3x in speed (measured: 1,400 against
+# 4,600 executions/s for fuzz_rx_stream) for no coverage (their seeds
+# already hold every magic and length form), so it is left out of them.
+CODEC_CFLAGS := $(FUZZ_CFLAGS) -fno-sanitize-coverage=trace-cmp
+
 $(addprefix $(FB)/,$(CODEC_TARGETS)): $(FB)/%: fuzz/%.c $(CODEC_SRCS) \
 		$(CODEC_HDRS)
 	@mkdir -p $(FB)
-	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(CODEC_SRCS)
+	$(CLANG) $(CODEC_CFLAGS) -o $@ $< $(CODEC_SRCS)
 
 $(addprefix $(FB)/,$(SCALAR_TARGETS)): $(FB)/%_scalar: fuzz/%.c \
 		$(SCALAR_SRCS) $(CODEC_HDRS)
 	@mkdir -p $(FB)
-	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(SCALAR_SRCS)
+	$(CLANG) $(CODEC_CFLAGS) -o $@ $< $(SCALAR_SRCS)
 
 $(addprefix $(FB)/,$(LIB_TARGETS)): $(FB)/%: fuzz/%.c $(LIB_SRCS) $(LIB_HDRS)
 	@mkdir -p $(FB)
@@ -102,5 +109,7 @@ $(FB)/corpus/.stamp: $(FB)/gen_corpus $(FB)/gen_seeds \
 
 corpus: $(FB)/corpus/.stamp
 
+FUZZ_BOUND := $(if $(FUZZ_RUNS),--runs $(FUZZ_RUNS),$(FUZZ_SECONDS))
+
 run: build corpus
-	@fuzz/run-fuzz.sh $(FB) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	@fuzz/run-fuzz.sh $(FB) $(FUZZ_BOUND) $(FUZZ_TARGETS)

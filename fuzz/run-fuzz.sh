@@ -1,8 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Run each libFuzzer target for a bounded time and summarise:
+# Run each libFuzzer target for a bounded time, or a number of executions,
+# and summarise:
 #   run-fuzz.sh BUILD_DIR SECONDS TARGET...
+#   run-fuzz.sh BUILD_DIR --runs N TARGET...
+# A time bound suits a quick look; an execution count is what a claim like
+# "10 million executions with no crash" needs, whatever the machine's speed.
 # Each target starts from the generated seeds (BUILD_DIR/corpus/T) plus
 # what earlier runs found (BUILD_DIR/work/T). Prints executions and
 # whether a crash (a sanitizer report or a broken codec contract) was
@@ -10,8 +14,27 @@
 # BUILD_DIR/crashes/ (re-run it: BUILD_DIR/T BUILD_DIR/crashes/FILE).
 set -uo pipefail
 
-dir=$1 secs=$2
-shift 2
+usage() {
+	echo "usage: run-fuzz.sh BUILD_DIR SECONDS|--runs N TARGET..." >&2
+	exit 2
+}
+[ $# -ge 3 ] || usage
+dir=$1
+shift
+if [ "$1" = --runs ]; then
+	runs=$2
+	shift 2
+	[[ $runs =~ ^[1-9][0-9]*$ ]] || usage
+	bound=(-runs="$runs")
+	what="executions"
+else
+	secs=$1
+	shift
+	[[ $secs =~ ^[1-9][0-9]*$ ]] || usage
+	bound=(-max_total_time="$secs")
+	what="${secs}s"
+fi
+[ $# -ge 1 ] || usage
 mkdir -p "$dir/crashes"
 status=0
 total=0
@@ -26,11 +49,13 @@ for t in "$@"; do
 	fuzz_http_*|fuzz_uri) max_len=8192 ;;
 	*) max_len=70000 ;;
 	esac
-	"$dir/$t" -max_total_time="$secs" -max_len=$max_len -timeout=20 \
+	start=$(date +%s)
+	"$dir/$t" "${bound[@]}" -max_len=$max_len -timeout=20 \
 		-rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$dir/crashes/$t-" \
 		"$dir/work/$t" "$dir/corpus/$t" >"$log" 2>&1
 	rc=$?
+	took=$(($(date +%s) - start))
 	after=$(ls "$dir/crashes" | grep -c "^$t-" || true)
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)
@@ -42,7 +67,7 @@ for t in "$@"; do
 		grep -m 5 -E 'ERROR|runtime error|round trip:|differ' "$log" >&2
 		status=1
 	else
-		echo "fuzz: $t: $execs executions in ${secs}s, $cov, corpus $corpus, no crash"
+		echo "fuzz: $t: $execs executions in ${took}s ($what bound), $cov, corpus $corpus, no crash"
 	fi
 done
 echo "fuzz: total $total executions, $([ $status -eq 0 ] && echo "no crashes" || echo "CRASHES FOUND")"
