@@ -47,9 +47,25 @@ mkdir -p "$src" "$out/probes"
 exec 9>"$out/.lock"
 flock 9
 
-# Stage sources; cp -a keeps mtimes so kbuild rebuilds only what changed.
+# Stage sources: a file is copied only when its content differs from the
+# staged copy, and the copy gets the current time. Keeping the tree's
+# mtimes (cp -a) would let a file restored with an old timestamp (tar,
+# rsync -t, a worktree made earlier) look older than the object built from
+# its other version, and kbuild would link the stale object.
 rm -rf "$src/kmod/probes"
-cp -a "$top/Kbuild" "$top/VERSION" "$top/kmod" "$top/common" "$top/uapi" "$src/"
+stage() {
+	local from=$1 to=$2 f rel
+	while IFS= read -r -d '' f; do
+		rel=${f#"$from"/}
+		if [ -d "$f" ]; then
+			mkdir -p "$to/$rel"
+		elif ! cmp -s "$f" "$to/$rel"; then
+			cp "$f" "$to/$rel"
+		fi
+	done < <(cd "$from" && find "$from/Kbuild" "$from/VERSION" "$from/kmod" \
+		"$from/common" "$from/uapi" -not -path "$from/kmod/probes*" -print0)
+}
+stage "$top" "$src"
 # Shared code is also compiled in userspace; drop objects of files gone
 # from the tree so a stale copy can never be linked.
 for f in "$src"/kmod/*.c "$src"/common/*.c; do
