@@ -7,7 +7,7 @@
  * and a periodic timer trigger a STATUS query, and every connection slot
  * reported dead is re-established (fresh handshake, same export) and
  * handed over with RECONFIGURE naming that slot. Failed attempts back off
- * exponentially. The loop ends when the device disappears.
+ * exponentially (backoff.h). The loop ends when the device disappears.
  */
 #include <errno.h>
 #include <poll.h>
@@ -18,14 +18,13 @@
 #include <netlink/genl/genl.h>
 #include <netlink/netlink.h>
 
+#include "backoff.h"
 #include "connect.h"
 #include "conns.h"
 #include "genl.h"
 #include "nbd_sock.h"
 #include "nbdctl.h"
 
-#define BACKOFF_MIN_MS		500
-#define BACKOFF_MAX_MS		30000
 /* How often STATUS is checked when no event arrives. */
 #define STATUS_PERIOD_MS	5000
 
@@ -147,7 +146,9 @@ int persist_run(struct nbdws_nl *req, struct nbdws_nl *events,
 			next_action = nbd_now_ms() + backoff;
 			nbdctl_warn("%s%u: retrying in %d.%03d s", NBDWS_DISK_NAME,
 				    t->index, backoff / 1000, backoff % 1000);
-			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+			backoff = persist_next_backoff(backoff,
+						       NBDWS_DEV_HAS(&d, NBDWS_A_DEAD_TIMEOUT_MS) ?
+						       d.dead_timeout_ms : 0);
 		} else {
 			in_backoff = false;
 			backoff = BACKOFF_MIN_MS;
