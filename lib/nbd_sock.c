@@ -26,6 +26,14 @@
 #define KEEPALIVE_INTVL_S	10
 #define KEEPALIVE_CNT		3
 
+/*
+ * RFC 8305's Connection Attempt Delay (its recommended value): how long
+ * one address has to connect before the next one is started alongside
+ * it. A blackholed address, which never answers, costs this much rather
+ * than the whole connect timeout.
+ */
+#define ATTEMPT_DELAY_MS	250
+
 long long nbd_now_ms(void)
 {
 	struct timespec ts;
@@ -100,6 +108,212 @@ static void addr_text(const struct addrinfo *ai, char *buf, size_t len)
 		snprintf(buf, len, "%s:%s", host, serv);
 }
 
+size_t nbd_sock_order(const struct addrinfo *list,
+		      const struct addrinfo **out, size_t max)
+{
+	const struct addrinfo *first_fam, *other;
+	int fam;
+	size_t n = 0;
+
+	if (!list)
+		return 0;
+	/*
+	 * RFC 8305 section 4: keep the resolver's (RFC 6724) order within
+	 * each family, but alternate the families, starting with the one
+	 * the resolver put first, so that a broken path for one family
+	 * delays the other by one attempt only.
+	 */
+	fam = list->ai_family;
+	first_fam = list;
+	for (other = list; other && other->ai_family == fam;)
+		other = other->ai_next;
+	while (n < max && (first_fam || other)) {
+		if (first_fam) {
+			out[n++] = first_fam;
+			do
+				first_fam = first_fam->ai_next;
+			while (first_fam && first_fam->ai_family != fam);
+		}
+		if (other && n < max) {
+			out[n++] = other;
+			do
+				other = other->ai_next;
+			while (other && other->ai_family == fam);
+		}
+	}
+	return n;
+}
+
+/* One address being tried. */
+struct attempt {
+	const struct addrinfo *ai;
+	int fd;			/* -1 once finished (or never opened) */
+	int err;		/* 0 while in flight, or how it failed */
+	long long started_ms;
+};
+
+static void attempt_start(struct attempt *a)
+{
+	const struct addrinfo *ai = a->ai;
+
+	a->started_ms = nbd_now_ms();
+	a->fd = socket(ai->ai_family,
+		       ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		       ai->ai_protocol);
+	if (a->fd < 0) {
+		a->err = -errno;
+		return;
+	}
+	if (connect(a->fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
+	    errno == EINPROGRESS)
+		return;
+	a->err = -errno;
+	close(a->fd);
+	a->fd = -1;
+}
+
+/* A connect() that poll() reported on: 0 connected, else failed. */
+static int attempt_result(struct attempt *a)
+{
+	socklen_t len = sizeof(int);
+	int soerr = 0;
+
+	if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		soerr = errno;
+	if (!soerr)
+		return 0;
+	a->err = -soerr;
+	close(a->fd);
+	a->fd = -1;
+	return a->err;
+}
+
+/*
+ * "cannot connect to HOST: [::1]:10809 timed out after 2.0 s,
+ * 127.0.0.1:10809 connection refused": every address tried, and how.
+ */
+static int connect_error(const char *host, const struct attempt *a,
+			 size_t tried, size_t total, int rc,
+			 struct nbdws_err *err)
+{
+	char list[sizeof(err->msg)], where[NI_MAXHOST + NI_MAXSERV + 4];
+	size_t used = 0, i;
+
+	list[0] = '\0';
+	for (i = 0; i < tried && used < sizeof(list); i++) {
+		long long ms = nbd_now_ms() - a[i].started_ms;
+		int n;
+
+		addr_text(a[i].ai, where, sizeof(where));
+		if (a[i].err == -ETIMEDOUT)
+			n = snprintf(list + used, sizeof(list) - used,
+				     "%s%s timed out after %lld.%lld s",
+				     i ? ", " : "", where, ms / 1000,
+				     ms % 1000 / 100);
+		else
+			n = snprintf(list + used, sizeof(list) - used,
+				     "%s%s %s", i ? ", " : "", where,
+				     strerror(-a[i].err));
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+	if (tried < total && used < sizeof(list))
+		snprintf(list + used, sizeof(list) - used,
+			 "; %zu more address%s not tried before the deadline",
+			 total - tried, total - tried > 1 ? "es" : "");
+	return nbdws_err_set(err, rc, "cannot connect to %s: %s", host, list);
+}
+
+int nbd_sock_connect_addrs(const struct addrinfo *list, const char *host,
+			   int timeout_ms, struct nbdws_err *err)
+{
+	const struct addrinfo *order[NBD_SOCK_MAX_ADDRS];
+	struct attempt a[NBD_SOCK_MAX_ADDRS];
+	struct pollfd pfd[NBD_SOCK_MAX_ADDRS];
+	size_t idx[NBD_SOCK_MAX_ADDRS];
+	long long deadline = nbd_now_ms() + timeout_ms, next_start = 0;
+	size_t n, started = 0, i;
+	int rc = -ETIMEDOUT, fd = -1;
+
+	n = nbd_sock_order(list, order, NBD_SOCK_MAX_ADDRS);
+	if (!n)
+		return nbdws_err_set(err, -EHOSTUNREACH,
+				     "'%s' resolved to no address", host);
+	for (i = 0; i < n; i++)
+		a[i] = (struct attempt){ .ai = order[i], .fd = -1 };
+	/*
+	 * RFC 8305 section 5: start the next address when the one before
+	 * fails or has had ATTEMPT_DELAY_MS without an answer, keeping the
+	 * earlier ones in flight; the first to connect wins.
+	 */
+	while (fd < 0) {
+		long long now = nbd_now_ms();
+		size_t inflight = 0;
+		long long wait;
+		int ready;
+
+		for (i = 0; i < started; i++)
+			if (a[i].fd >= 0) {
+				pfd[inflight] = (struct pollfd){
+					.fd = a[i].fd, .events = POLLOUT };
+				idx[inflight++] = i;
+			}
+		if (started < n && now < deadline &&
+		    (!inflight || now >= next_start)) {
+			attempt_start(&a[started++]);
+			next_start = nbd_now_ms() + ATTEMPT_DELAY_MS;
+			continue;
+		}
+		if (!inflight) {
+			rc = started < n ? -ETIMEDOUT : a[started - 1].err;
+			break;
+		}
+		if (now >= deadline) {
+			for (i = 0; i < inflight; i++) {
+				close(pfd[i].fd);
+				a[idx[i]].fd = -1;
+				a[idx[i]].err = -ETIMEDOUT;
+			}
+			rc = -ETIMEDOUT;
+			break;
+		}
+		wait = deadline - now;
+		if (started < n && next_start - now < wait)
+			wait = next_start - now;
+		ready = poll(pfd, inflight, (int)(wait > 60000 ? 60000 : wait));
+		if (ready < 0 && errno != EINTR) {
+			rc = -errno;
+			break;
+		}
+		for (i = 0; ready > 0 && i < inflight; i++) {
+			if (!pfd[i].revents)
+				continue;
+			if (!attempt_result(&a[idx[i]])) {
+				fd = a[idx[i]].fd;
+				a[idx[i]].fd = -1;
+				break;
+			}
+			/* Failed outright: no reason to wait for the next. */
+			next_start = 0;
+		}
+	}
+	for (i = 0; i < started; i++)
+		if (a[i].fd >= 0)
+			close(a[i].fd);
+	if (fd < 0)
+		return connect_error(host, a, started, n, rc, err);
+	rc = set_blocking(fd, true);
+	if (!rc)
+		rc = tune_tcp(fd);
+	if (rc) {
+		close(fd);
+		return nbdws_err_set(err, rc, "cannot set up the socket to %s: %s",
+				     host, strerror(-rc));
+	}
+	return fd;
+}
+
 int nbd_sock_connect_tcp(const char *host, const char *port, int timeout_ms,
 			 struct nbdws_err *err)
 {
@@ -108,10 +322,8 @@ int nbd_sock_connect_tcp(const char *host, const char *port, int timeout_ms,
 		.ai_socktype = SOCK_STREAM,
 		.ai_flags = AI_NUMERICSERV,
 	};
-	long long deadline = nbd_now_ms() + timeout_ms;
-	struct addrinfo *res, *ai;
-	char where[NI_MAXHOST + NI_MAXSERV + 4] = "";
-	int rc, fd = -1, last = -ECONNREFUSED;
+	struct addrinfo *res;
+	int rc;
 
 	rc = getaddrinfo(host, port, &hints, &res);
 	if (rc)
@@ -119,38 +331,9 @@ int nbd_sock_connect_tcp(const char *host, const char *port, int timeout_ms,
 				     "cannot resolve '%s': %s", host,
 				     rc == EAI_SYSTEM ? strerror(errno) :
 				     gai_strerror(rc));
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family,
-			    ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-			    ai->ai_protocol);
-		addr_text(ai, where, sizeof(where));
-		if (fd < 0) {
-			last = -errno;
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			rc = 0;
-		else if (errno == EINPROGRESS)
-			rc = finish_connect(fd, deadline);
-		else
-			rc = -errno;
-		if (!rc)
-			rc = set_blocking(fd, true);
-		if (!rc)
-			rc = tune_tcp(fd);
-		if (!rc)
-			break;
-		last = rc;
-		close(fd);
-		fd = -1;
-		if (rc == -ETIMEDOUT)
-			break;
-	}
+	rc = nbd_sock_connect_addrs(res, host, timeout_ms, err);
 	freeaddrinfo(res);
-	if (fd < 0)
-		return nbdws_err_set(err, last, "cannot connect to %s (%s): %s",
-				     host, where, strerror(-last));
-	return fd;
+	return rc;
 }
 
 int nbd_sock_connect_unix(const char *path, int timeout_ms,

@@ -1,19 +1,53 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Opening the stream sockets an NBD connection runs on: TCP (any address
- * getaddrinfo() gives, tried in order) or a unix socket, with a deadline.
- * The sockets come back blocking, close-on-exec, and for TCP with
- * TCP_NODELAY and keepalive set, ready to be handed to nbdws.ko.
+ * Opening the stream sockets an NBD connection runs on: TCP or a unix
+ * socket, with a deadline. The sockets come back blocking, close-on-exec,
+ * and for TCP with TCP_NODELAY and keepalive set, ready to be handed to
+ * nbdws.ko.
+ *
+ * TCP tries every address the name resolves to, as RFC 8305 ("Happy
+ * Eyeballs v2") describes: IPv6 and IPv4 addresses alternate, starting
+ * with the family getaddrinfo() put first; each address gets 250 ms to
+ * connect before the next is started alongside it (at once when it
+ * fails), and the first connection made wins. One address that never
+ * answers (a firewall dropping SYNs) thus delays the connect by 250 ms
+ * instead of using up the deadline, which bounds the whole attempt.
  */
 #ifndef _NBDWS_NBD_SOCK_H
 #define _NBDWS_NBD_SOCK_H
 
+#include <stddef.h>
+
 #include "nbd_uri.h"
 #include "nbdws_err.h"
 
-/* Returns a connected fd or a negative errno with a message in @err. */
+/* Addresses of one name tried at most; the rest are ignored. */
+#define NBD_SOCK_MAX_ADDRS	16
+
+struct addrinfo;
+
+/*
+ * Returns a connected fd or a negative errno with a message in @err that
+ * names every address tried and how it failed. -ETIMEDOUT when the
+ * deadline of @timeout_ms ended it, else the last address's error.
+ */
 int nbd_sock_connect_tcp(const char *host, const char *port, int timeout_ms,
 			 struct nbdws_err *err);
+
+/*
+ * nbd_sock_connect_tcp() after name resolution: connect to one of the
+ * addresses in @list (a getaddrinfo() result; @host names them in
+ * messages).
+ */
+int nbd_sock_connect_addrs(const struct addrinfo *list, const char *host,
+			   int timeout_ms, struct nbdws_err *err);
+
+/*
+ * The order in which the addresses of @list are tried: at most @max
+ * pointers into @list, stored in @out; returns how many.
+ */
+size_t nbd_sock_order(const struct addrinfo *list,
+		      const struct addrinfo **out, size_t max);
 int nbd_sock_connect_unix(const char *path, int timeout_ms,
 			  struct nbdws_err *err);
 
