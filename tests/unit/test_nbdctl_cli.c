@@ -71,6 +71,31 @@ TEST(connect_usage)
 	EXPECT_USAGE("connect", "--backend", "", "nbd://h/");
 	EXPECT_USAGE("connect", "--frob", "nbd://h/");
 	EXPECT_USAGE("connect", "-c");
+	EXPECT_USAGE("connect", "--connect-timeout", "0", "nbd://h/");
+	EXPECT_USAGE("connect", "--connect-timeout", "-1", "nbd://h/");
+	EXPECT_USAGE("connect", "--connect-timeout", "1s", "nbd://h/");
+	EXPECT_USAGE("connect", "--connect-timeout", "86401", "nbd://h/");
+	EXPECT_USAGE("connect", "--connect-timeout", "nan", "nbd://h/");
+	EXPECT_USAGE("connect", "nbd://h/", "--connect-timeout");
+}
+
+/* --connect-timeout: what is wrong with the value, then the usage line. */
+TEST(connect_timeout_usage)
+{
+	static const char *const cmds[] = { "connect", "info", "list-exports" };
+	struct run r;
+	size_t i;
+
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		run_nbdctl(&r, cmds[i], "--connect-timeout", "soon",
+			   "nbd://h/", NULL);
+		EXPECT_EQ(2, r.status) TH_LOG("%s: %s", cmds[i], r.err);
+		EXPECT_NE(NULL, strstr(r.err, "nbdctl: --connect-timeout must be a positive number of seconds"))
+			TH_LOG("%s: %s", cmds[i], r.err);
+		EXPECT_NE(NULL, strstr(r.err, "usage: nbdctl")) TH_LOG("%s", r.err);
+	}
+	EXPECT_USAGE("reconfigure", "0", "--connect-timeout", "0", "--add", "nbd://h/");
+	EXPECT_USAGE("info", "--connect-timeout", "0.0001", "nbd://h/");
 }
 
 /* WebSocket options: bad values, and options that do not fit the URI. */

@@ -64,6 +64,15 @@ int parse_seconds_ms(const char *arg, uint32_t *ms)
 	return *ms ? 0 : -1;
 }
 
+int parse_connect_timeout(const char *cmd, const char *arg, uint32_t *ms)
+{
+	/* poll() takes an int of milliseconds; a day fits. */
+	if (parse_seconds_ms(arg, ms))
+		return nbdctl_usage_error(cmd, "--connect-timeout must be a positive number of seconds, at most %.0f",
+					  MAX_SECONDS);
+	return 0;
+}
+
 /* Bytes with an optional binary suffix: 4096, 128K, 1M. */
 int parse_bytes(const char *arg, uint32_t *bytes)
 {

@@ -30,6 +30,7 @@ struct connect_cfg {
 	uint32_t nconns;
 	bool has_timeout, no_timeout, has_dead_timeout;
 	uint32_t timeout_ms, dead_timeout_ms;
+	uint32_t connect_timeout_ms;	/* 0: the defaults */
 	uint32_t block_size;		/* 0: from the server */
 	uint32_t max_req;		/* 0: default */
 	uint32_t queue_depth;		/* 0: default */
@@ -58,6 +59,7 @@ static int parse_args(int argc, char **argv, struct connect_cfg *cfg)
 		{ "persist", no_argument, NULL, OPT_PERSIST },
 		{ "keep", no_argument, NULL, OPT_KEEP },
 		{ "no-timeout", no_argument, NULL, OPT_NO_TIMEOUT },
+		NBDCTL_CONNECT_TIMEOUT_OPTION,
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		WSOPTS_LONG_OPTIONS,
@@ -87,6 +89,11 @@ static int parse_args(int argc, char **argv, struct connect_cfg *cfg)
 			if (parse_seconds_ms(optarg, &cfg->timeout_ms))
 				return nbdctl_usage_error(cmd, "--timeout must be a positive number of seconds (use --no-timeout to wait forever)");
 			cfg->has_timeout = true;
+			break;
+		case NBDCTL_OPT_CONNECT_TIMEOUT:
+			if (parse_connect_timeout(cmd, optarg,
+						  &cfg->connect_timeout_ms))
+				return NBDCTL_EXIT_USAGE;
 			break;
 		case OPT_DEAD_TIMEOUT:
 			if (!strcmp(optarg, "0"))
@@ -278,8 +285,9 @@ static int do_connect(struct connect_cfg *cfg)
 			return rc;
 		}
 	}
-	if (conns_open(&target, cfg->nconns, NBDCTL_CONNECT_TIMEOUT_S * 1000,
-		       c, &info))
+	if (conns_open(&target, cfg->nconns,
+		       cfg->connect_timeout_ms ? (int)cfg->connect_timeout_ms :
+		       NBDCTL_CONNECT_TIMEOUT_S * 1000, c, &info))
 		goto out_nl;
 	/*
 	 * Several connections to a server that does not promise consistency
@@ -329,7 +337,9 @@ static int do_connect(struct connect_cfg *cfg)
 			.size = info.size,
 			.flags = info.tflags,
 			/* A stalled server must not delay the next attempt long. */
-			.timeout_ms = NBDCTL_RECONNECT_TIMEOUT_S * 1000,
+			.timeout_ms = cfg->connect_timeout_ms ?
+				      (int)cfg->connect_timeout_ms :
+				      NBDCTL_RECONNECT_TIMEOUT_S * 1000,
 		};
 
 		ret = persist_run(&nl, &events, &t);

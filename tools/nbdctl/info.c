@@ -17,22 +17,26 @@
 static const struct option info_opts[] = {
 	{ "json", no_argument, NULL, 'j' },
 	{ "help", no_argument, NULL, 'h' },
+	NBDCTL_CONNECT_TIMEOUT_OPTION,
 	WSOPTS_LONG_OPTIONS,
 	{},
 };
 
 /*
- * Parse "[-j] [WebSocket options] URI" for both commands; returns 0 or an
- * exit code. On success @uri and @ws are the caller's to free.
+ * Parse "[-j] [--connect-timeout SEC] [WebSocket options] URI" for both
+ * commands; returns 0 or an exit code. On success @uri and @ws are the
+ * caller's to free.
  */
 static int parse_uri_arg(int argc, char **argv, struct nbd_uri *uri,
-			 struct wsopts *ws)
+			 struct wsopts *ws, int *timeout_ms)
 {
+	uint32_t ms = NBDCTL_CONNECT_TIMEOUT_S * 1000;
 	struct nbdws_err err;
 	int c, rc;
 
 	memset(ws, 0, sizeof(*ws));
 	memset(uri, 0, sizeof(*uri));
+	*timeout_ms = (int)ms;
 	while ((c = nbdctl_getopt(argc, argv, "jh", info_opts)) != -1) {
 		rc = wsopts_handle(ws, argv[0], c, optarg);
 		if (rc >= 0) {
@@ -44,6 +48,10 @@ static int parse_uri_arg(int argc, char **argv, struct nbd_uri *uri,
 		case 'j':
 			nbdctl_opts.json = true;
 			break;
+		case NBDCTL_OPT_CONNECT_TIMEOUT:
+			if (parse_connect_timeout(argv[0], optarg, &ms))
+				return NBDCTL_EXIT_USAGE;
+			break;
 		case 'h':
 			nbdctl_usage(stdout, argv[0]);
 			exit(NBDCTL_EXIT_OK);
@@ -53,6 +61,7 @@ static int parse_uri_arg(int argc, char **argv, struct nbd_uri *uri,
 	}
 	if (argc - optind != 1)
 		return nbdctl_usage_error(argv[0], "expected exactly one URI");
+	*timeout_ms = (int)ms;	/* parse_seconds_ms(): at most a day */
 	rc = nbd_uri_parse(argv[optind], uri, &err);
 	if (rc == -EPROTONOSUPPORT) {
 		nbdctl_err("%s", err.msg);
@@ -115,7 +124,7 @@ static void print_info(const struct nbd_export_info *info)
 
 int cmd_info(int argc, char **argv)
 {
-	const int timeout_ms = NBDCTL_CONNECT_TIMEOUT_S * 1000;
+	int timeout_ms = 0;
 	struct nbd_export_info info;
 	struct nbd_uri uri;
 	struct nbdws_err err;
@@ -123,7 +132,7 @@ int cmd_info(int argc, char **argv)
 	struct ws_conn wc;
 	int rc;
 
-	rc = parse_uri_arg(argc, argv, &uri, &ws);
+	rc = parse_uri_arg(argc, argv, &uri, &ws, &timeout_ms);
 	if (rc)
 		return rc;
 	if (is_ws(&uri))
@@ -144,7 +153,7 @@ int cmd_info(int argc, char **argv)
 
 int cmd_list_exports(int argc, char **argv)
 {
-	const int timeout_ms = NBDCTL_CONNECT_TIMEOUT_S * 1000;
+	int timeout_ms = 0;
 	struct nbd_export_list list;
 	struct nbd_uri uri;
 	struct nbdws_err err;
@@ -152,7 +161,7 @@ int cmd_list_exports(int argc, char **argv)
 	size_t i;
 	int rc;
 
-	rc = parse_uri_arg(argc, argv, &uri, &ws);
+	rc = parse_uri_arg(argc, argv, &uri, &ws, &timeout_ms);
 	if (rc)
 		return rc;
 	if (is_ws(&uri))

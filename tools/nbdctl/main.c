@@ -27,15 +27,18 @@ static const struct command commands[] = {
 	{ "connect", cmd_connect,
 	  "connect [-c N] [-t SEC|--no-timeout] [--dead-timeout SEC] [-r] [-b BYTES]\n"
 	  "                [--max-request BYTES] [--queue-depth N] [--backend ID]\n"
-	  "                [--persist] [--keep] [WS-OPTIONS] [--ping SEC] URI [DEVICE]" },
+	  "                [--persist] [--keep] [--connect-timeout SEC] [WS-OPTIONS]\n"
+	  "                [--ping SEC] URI [DEVICE]" },
 	{ "disconnect", cmd_disconnect, "disconnect DEVICE... | --all" },
 	{ "list", cmd_list, "list" },
 	{ "status", cmd_status, "status DEVICE" },
 	{ "monitor", cmd_monitor, "monitor" },
 	{ "reconfigure", cmd_reconfigure,
-	  "reconfigure DEVICE [-t SEC] [--dead-timeout SEC] [--add URI]..." },
-	{ "info", cmd_info, "info [WS-OPTIONS] URI" },
-	{ "list-exports", cmd_list_exports, "list-exports [WS-OPTIONS] URI" },
+	  "reconfigure DEVICE [-t SEC] [--dead-timeout SEC] [--connect-timeout SEC]\n"
+	  "                [--add URI]..." },
+	{ "info", cmd_info, "info [--connect-timeout SEC] [WS-OPTIONS] URI" },
+	{ "list-exports", cmd_list_exports,
+	  "list-exports [--connect-timeout SEC] [WS-OPTIONS] URI" },
 	{ "version", cmd_version, "version" },
 };
 

@@ -19,9 +19,12 @@ enum {
 	NBDCTL_EXIT_NOMOD = 3,		/* nbdws module/family unavailable */
 };
 
-/* Default handshake/connect deadline, seconds. */
+/*
+ * Default --connect-timeout, seconds: the deadline of one connection's
+ * whole dial (TCP, TLS, WebSocket upgrade, NBD handshake).
+ */
 #define NBDCTL_CONNECT_TIMEOUT_S	30
-/* Deadline of each reconnection attempt of --persist, seconds. */
+/* The same for each reconnection attempt of --persist, by default. */
 #define NBDCTL_RECONNECT_TIMEOUT_S	10
 
 struct nbdctl_opts {
@@ -74,5 +77,15 @@ int parse_device(const char *arg, uint32_t *index);
 int parse_seconds_ms(const char *arg, uint32_t *ms);
 int parse_bytes(const char *arg, uint32_t *bytes);
 int parse_uint(const char *arg, uint32_t min, uint32_t max, uint32_t *v);
+
+/*
+ * --connect-timeout, taken by every command that dials: a getopt_long()
+ * table entry, and its parser, which prints the usage error itself and
+ * returns NBDCTL_EXIT_USAGE, or 0 with *@ms set.
+ */
+#define NBDCTL_OPT_CONNECT_TIMEOUT	768
+#define NBDCTL_CONNECT_TIMEOUT_OPTION \
+	{ "connect-timeout", required_argument, NULL, NBDCTL_OPT_CONNECT_TIMEOUT }
+int parse_connect_timeout(const char *cmd, const char *arg, uint32_t *ms);
 
 #endif /* _NBDCTL_H */

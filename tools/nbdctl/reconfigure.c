@@ -22,6 +22,7 @@ struct reconf {
 	uint32_t index;
 	bool has_timeout, has_dead_timeout;
 	uint32_t timeout_ms, dead_timeout_ms;
+	uint32_t connect_timeout_ms;	/* each --add connection's dial */
 	const char *add[NBDWS_MAX_CONNS];
 	unsigned int nadd;
 };
@@ -32,6 +33,7 @@ static int parse_args(int argc, char **argv, struct reconf *r)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "dead-timeout", required_argument, NULL, OPT_DEAD_TIMEOUT },
 		{ "add", required_argument, NULL, OPT_ADD },
+		NBDCTL_CONNECT_TIMEOUT_OPTION,
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -40,6 +42,7 @@ static int parse_args(int argc, char **argv, struct reconf *r)
 	int c;
 
 	memset(r, 0, sizeof(*r));
+	r->connect_timeout_ms = NBDCTL_CONNECT_TIMEOUT_S * 1000;
 	while ((c = nbdctl_getopt(argc, argv, "t:jh", opts)) != -1) {
 		switch (c) {
 		case 't':
@@ -53,6 +56,11 @@ static int parse_args(int argc, char **argv, struct reconf *r)
 			else if (parse_seconds_ms(optarg, &r->dead_timeout_ms))
 				return nbdctl_usage_error(cmd, "--dead-timeout must be a number of seconds");
 			r->has_dead_timeout = true;
+			break;
+		case NBDCTL_OPT_CONNECT_TIMEOUT:
+			if (parse_connect_timeout(cmd, optarg,
+						  &r->connect_timeout_ms))
+				return NBDCTL_EXIT_USAGE;
 			break;
 		case OPT_ADD:
 			if (r->nadd == NBDWS_MAX_CONNS)
@@ -112,7 +120,7 @@ static int open_added(const struct reconf *r, const struct nbdws_dev_status *d,
 		wsopts_warn_uri(&uri);
 		/* ws:// and wss:// with default WebSocket options. */
 		t.uri = &uri;
-		rc = conns_open(&t, 1, NBDCTL_CONNECT_TIMEOUT_S * 1000, &c[i], &info);
+		rc = conns_open(&t, 1, (int)r->connect_timeout_ms, &c[i], &info);
 		nbd_uri_free(&uri);
 		if (rc)
 			goto fail;
