@@ -892,8 +892,8 @@ static void tls_setup(const char *cert, const char *key)
 	}
 	SSL_CTX_set_options(cfg.tls, SSL_OP_ENABLE_KTLS);
 	/*
-	 * OpenSSL before 3.2 offloads only the send direction of TLS 1.3;
-	 * our client caps at 1.2 there for the same reason.
+	 * OpenSSL before 3.2 offloads only the send direction of TLS 1.3.
+	 * (Our client offers only 1.2 for kTLS sessions anyway: lib/tls.c.)
 	 */
 #if OPENSSL_VERSION_NUMBER < 0x30200000L
 	SSL_CTX_set_max_proto_version(cfg.tls, TLS1_2_VERSION);

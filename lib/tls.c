@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include <openssl/err.h>
-#include <openssl/opensslv.h>
 #include <openssl/x509v3.h>
 
 #include "nbd_sock.h"
@@ -29,14 +28,49 @@ static const unsigned char alpn_http11[] = "\x08http/1.1";
 static const char ktls_ciphers[] =
 	"ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20";
 
+/*
+ * A session that ends in kernel TLS is TLS 1.2, whatever the OpenSSL
+ * library and the kernel could do. In TLS 1.3 either peer may send
+ * handshake messages at any time after the handshake: a KeyUpdate moves
+ * the sender to a new key, which nobody can follow once the socket is in
+ * nbdws.ko (the traffic secret stays in OpenSSL, which is freed at the
+ * hand-over, and kTLS on 6.1 and 6.12 cannot change a receive key at
+ * all), and a server's NewSessionTicket is a handshake record where the
+ * module expects application data. Either ends the connection, at a time
+ * the peer chooses. TLS 1.2 has no post-handshake messages once
+ * renegotiation is off. (OpenSSL before 3.2 also offloads only the send
+ * direction of TLS 1.3.) Sessions that stay in userspace may use 1.3.
+ */
+#define TLS_MIN_VERSION		TLS1_2_VERSION
+#define TLS_KTLS_MAX_VERSION	TLS1_2_VERSION
+
 /* Said when a handshake restricted for kTLS fails. */
-#if OPENSSL_VERSION_NUMBER < 0x30200000L
 static const char ktls_offer_note[] =
 	" (to end in kernel TLS only TLS 1.2 with AES-GCM or ChaCha20-Poly1305 suites was offered)";
-#else
-static const char ktls_offer_note[] =
-	" (to end in kernel TLS only AES-GCM or ChaCha20-Poly1305 suites were offered)";
-#endif
+
+/*
+ * What both sides set: the versions above and, for kTLS, the ciphers
+ * the kernel implements. SSL_OP_CLEANSE_PLAINTEXT: OpenSSL wipes the
+ * plaintext it has returned from its buffers, since they carry the
+ * upgrade's credentials and, in the relay's fallback, disk data. No
+ * renegotiation: it would be a handshake on a socket the kernel owns.
+ * The caller's @opts are added.
+ */
+static int version_policy(SSL_CTX *ctx, bool want_ktls, uint64_t opts)
+{
+	opts |= SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
+		SSL_OP_CLEANSE_PLAINTEXT;
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS_MIN_VERSION))
+		return -1;
+	if (want_ktls) {
+		opts |= SSL_OP_ENABLE_KTLS;
+		if (!SSL_CTX_set_cipher_list(ctx, ktls_ciphers) ||
+		    !SSL_CTX_set_max_proto_version(ctx, TLS_KTLS_MAX_VERSION))
+			return -1;
+	}
+	SSL_CTX_set_options(ctx, opts);
+	return 0;
+}
 
 /*
  * OpenSSL writes to the socket with write(), so a peer that went away
@@ -140,24 +174,13 @@ static int setup_ctx(struct tls_conn *t, const struct tls_opts *o,
 		     struct nbdws_err *err)
 {
 	char detail[256];
-	uint64_t opts = SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION;
 
 	t->ctx = SSL_CTX_new(TLS_client_method());
 	if (!t->ctx)
 		return nbdws_err_set(err, -ENOMEM, "cannot create a TLS context");
-	if (!SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION))
+	/* No tickets: the client never resumes a session. */
+	if (version_policy(t->ctx, o->want_ktls, SSL_OP_NO_TICKET))
 		goto openssl_fail;
-	if (o->want_ktls) {
-		opts |= SSL_OP_ENABLE_KTLS;
-		if (!SSL_CTX_set_cipher_list(t->ctx, ktls_ciphers))
-			goto openssl_fail;
-#if OPENSSL_VERSION_NUMBER < 0x30200000L
-		/* TLS 1.3 would leave the receive direction in userspace. */
-		if (!SSL_CTX_set_max_proto_version(t->ctx, TLS1_2_VERSION))
-			goto openssl_fail;
-#endif
-	}
-	SSL_CTX_set_options(t->ctx, opts);
 	if (o->cert_file) {
 		int rc = client_cert(t, o, err);
 
@@ -498,18 +521,15 @@ int tls_ktls_check(struct tls_conn *t, struct nbdws_err *err)
 			     "the kernel has no \"tls\" TCP ULP (load the tls module: modprobe tls; it needs CONFIG_TLS)");
 }
 
-int tls_detach(struct tls_conn *t, u8 **out, size_t *out_len,
-	       struct nbdws_err *err)
+int tls_drain(struct tls_conn *t, u8 **out, size_t *out_len,
+	      struct nbdws_err *err)
 {
 	u8 *buf = NULL;
 	size_t have = 0;
-	int rc, pending;
+	int pending;
 
 	*out = NULL;
 	*out_len = 0;
-	rc = tls_ktls_check(t, err);
-	if (rc)
-		return rc;
 	/* Records OpenSSL decrypted but the caller has not read yet. */
 	while ((pending = SSL_pending(t->ssl)) > 0) {
 		u8 *nbuf = realloc(buf, have + (size_t)pending);
@@ -527,15 +547,37 @@ int tls_detach(struct tls_conn *t, u8 **out, size_t *out_len,
 		}
 		have += got;
 	}
-	if (SSL_has_pending(t->ssl)) {
+	/*
+	 * Anything OpenSSL still holds is a record it read from the socket
+	 * but has not processed: more data, an alert, or a NewSessionTicket
+	 * or KeyUpdate of TLS 1.3. The kernel would never see it and its
+	 * record stream would have a hole: refuse instead of losing it.
+	 */
+	if (SSL_has_pending(t->ssl) || BIO_pending(SSL_get_rbio(t->ssl)) > 0) {
 		free(buf);
 		return nbdws_err_set(err, -EPROTO,
-				     "OpenSSL holds TLS records it has not decrypted; the connection cannot be handed to the kernel");
+				     "OpenSSL holds TLS records it has not processed (%s); the connection cannot be handed to the kernel",
+				     SSL_get_version(t->ssl));
 	}
-	/* No SSL_shutdown(): the session goes on, in the kernel. */
-	release(t);
 	*out = buf;
 	*out_len = have;
+	return 0;
+}
+
+int tls_detach(struct tls_conn *t, u8 **out, size_t *out_len,
+	       struct nbdws_err *err)
+{
+	int rc;
+
+	*out = NULL;
+	*out_len = 0;
+	rc = tls_ktls_check(t, err);
+	if (!rc)
+		rc = tls_drain(t, out, out_len, err);
+	if (rc)
+		return rc;
+	/* No SSL_shutdown(): the session goes on, in the kernel. */
+	release(t);
 	return 0;
 }
 
@@ -587,26 +629,18 @@ static int alpn_select(SSL *ssl, const unsigned char **out,
 static int server_policy(SSL_CTX *ctx, const struct tls_server_opts *o)
 {
 	/* Resumption is off (below), so tickets are too. */
-	uint64_t opts = SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
-			SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET;
-
-	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION))
+	if (version_policy(ctx, o->want_ktls,
+			   SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET))
 		return -1;
-	if (o->want_ktls) {
-		opts |= SSL_OP_ENABLE_KTLS;
-		if (!SSL_CTX_set_cipher_list(ctx, ktls_ciphers))
-			return -1;
-#if OPENSSL_VERSION_NUMBER < 0x30200000L
-		/* TLS 1.3 would leave the receive direction in userspace. */
-		if (!SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION))
-			return -1;
-#endif
-	}
-	SSL_CTX_set_options(ctx, opts);
 	/*
-	 * No resumption: TLS 1.3 tickets are records sent after the
-	 * handshake, which would have to be written before the socket can
-	 * go to the kernel, and a relay's clients reconnect rarely.
+	 * No TLS 1.3 tickets either: OpenSSL writes them on its own after
+	 * the handshake, as handshake records, and nothing that is not
+	 * application data may be between the handshake and the hand-over
+	 * unless it is certain to have been written first. Resumption is of
+	 * no use here (a relay's clients reconnect rarely, and kTLS sessions
+	 * are TLS 1.2 anyway, see TLS_KTLS_MAX_VERSION; this is for the
+	 * fallback's). SSL_OP_NO_TICKET alone still sends a stateful ticket
+	 * in TLS 1.3; a count of zero sends none.
 	 */
 	if (!SSL_CTX_set_num_tickets(ctx, 0))
 		return -1;

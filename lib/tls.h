@@ -14,16 +14,19 @@
  * - ALPN offers http/1.1 (the upgrade is an HTTP/1.1 request).
  * - A client certificate is presented when one is given (cert_file,
  *   key_file), for servers that authenticate clients by certificate.
- * - TLS 1.2 at least. With @want_ktls, SSL_OP_ENABLE_KTLS is set before
- *   the handshake and only AEAD ciphers the kernel implements are offered;
- *   OpenSSL before 3.2 offloads TLS 1.3 in the send direction only, so
- *   there the session is also capped at TLS 1.2, whose both directions it
- *   does offload.
+ * - TLS 1.2 or 1.3. With @want_ktls, SSL_OP_ENABLE_KTLS is set before
+ *   the handshake, only AEAD ciphers the kernel implements are offered
+ *   and the version is TLS 1.2, whatever the OpenSSL library could
+ *   offload: TLS 1.3 lets the peer send a KeyUpdate or NewSessionTicket
+ *   at any time after the hand-over, which the kernel cannot follow
+ *   (tls.c says why in full).
+ * - No renegotiation, no session tickets; OpenSSL wipes the plaintext it
+ *   has returned (SSL_OP_CLEANSE_PLAINTEXT).
  *
  * The server side (tls_server_new(), tls_accept(), for the relay) makes
- * the same choices: TLS 1.2 at least, ALPN http/1.1 when the client asks
- * for ALPN, the kTLS cipher restriction with @want_ktls, and optional
- * client certificates verified against a CA file. A server session is a
+ * the same choices: the same versions, ALPN http/1.1 when the client
+ * asks for ALPN, the kTLS restrictions with @want_ktls, no tickets at
+ * all, and optional client certificates verified against a CA file. A server session is a
  * struct tls_conn like a client one: tls_io(), tls_ktls_check(),
  * tls_describe(), tls_detach() and tls_free() work on both.
  *
@@ -104,9 +107,21 @@ int tls_ktls_check(struct tls_conn *t, struct nbdws_err *err);
 void tls_describe(struct tls_conn *t, char *buf, size_t size);
 
 /*
- * Hand the fd over (kTLS must be active): the application bytes OpenSSL
- * has already decrypted but not returned are moved to *out (malloc'd,
- * NULL when none), the fd is made blocking again and the OpenSSL state is
+ * Take what OpenSSL holds before the session leaves it: the application
+ * bytes it has decrypted but not returned go to *out (malloc'd, NULL
+ * when none). -EPROTO, with *out NULL, when it also holds records it has
+ * read but not processed (data, an alert, a NewSessionTicket or
+ * KeyUpdate): they would be lost to the kernel. Records still in the
+ * socket are the kernel's to read.
+ */
+int tls_drain(struct tls_conn *t, u8 **out, size_t *out_len,
+	      struct nbdws_err *err);
+
+/*
+ * Hand the fd over: kTLS must be active (else -EOPNOTSUPP, the session
+ * untouched) and tls_drain() must succeed (else its error, and the
+ * session is only good for tls_free()). The bytes tls_drain() takes are
+ * moved to *out, the fd is made blocking again and the OpenSSL state is
  * freed without a close_notify. The fd stays open and is the caller's.
  */
 int tls_detach(struct tls_conn *t, u8 **out, size_t *out_len,

@@ -184,7 +184,6 @@ static int hand_over(struct ws_session *s, struct ws_conn *conn,
 	if (rc)
 		return nbdws_err_set(err, rc, "%s", s->stream.err.msg);
 	if (s->is_tls) {
-		tls_describe(&s->tls, conn->tls_desc, sizeof(conn->tls_desc));
 		rc = tls_detach(&s->tls, &tls_bytes, &tls_len, err);
 		if (rc) {
 			free(raw);
@@ -230,6 +229,8 @@ int ws_dial(const struct nbd_uri *uri, const struct ws_dial_opts *o,
 	rc = session_open(&s, uri, o, mode == NBD_DIAL_GO, timeout_ms, err);
 	if (rc)
 		return rc;
+	if (s.is_tls)
+		tls_describe(&s.tls, conn->tls_desc, sizeof(conn->tls_desc));
 	ws_stream_xport(&s.stream, &x);
 	if (mode == NBD_DIAL_GO)
 		rc = nbd_handshake_go(&x, uri->export_name, info, err);

@@ -34,7 +34,7 @@ struct ws_conn {
 	size_t preread_len;
 	char *subprotocol;		/* what the server chose, or NULL */
 	bool ktls;			/* wss: record layer is in the kernel */
-	char tls_desc[96];		/* wss: "TLSv1.2 ECDHE-..." */
+	char tls_desc[96];		/* wss: "TLSv1.2 ECDHE-..." (GO, INFO) */
 };
 
 /*

@@ -221,6 +221,12 @@ TEST_F_TIMEOUT(wsctl, tls, 300)
 	run_nbdctl(&r, "info", "--insecure", url(self, "wss", "localhost"), NULL);
 	EXPECT_EQ(0, r.status) TH_LOG("stderr: %s", r.err);
 	EXPECT_NE(NULL, strstr(r.out, EXPORT_SIZE " bytes")) TH_LOG("%s", r.out);
+	/* Only -v says which TLS version and cipher (in userspace: 1.3 too). */
+	EXPECT_EQ(NULL, strstr(r.err, "TLSv1.")) TH_LOG("%s", r.err);
+	run_nbdctl(&r, "-v", "info", "--insecure", url(self, "wss", "localhost"),
+		   NULL);
+	EXPECT_EQ(0, r.status) TH_LOG("stderr: %s", r.err);
+	EXPECT_NE(NULL, strstr(r.err, "nbdctl: localhost: TLSv1.")) TH_LOG("%s", r.err);
 
 	/* Trusted CA, but an address the certificate does not name. */
 	run_nbdctl(&r, "info", "--cafile", self->cert,

@@ -10,7 +10,12 @@
  * none of them.
  *
  * Kernel TLS cannot be switched on here (the host has no tls ULP); the
- * VM selftests hand server sessions to the kernel.
+ * VM selftests hand server sessions to the kernel. What can be checked
+ * here is everything before: the TLS version each side settles on (1.2
+ * for a session meant for kTLS, on either side, whatever the peer
+ * offers), no session tickets from the server, and tls_drain(), which
+ * must hand over the bytes OpenSSL decrypted and refuse when it holds
+ * records it has not processed (a KeyUpdate behind data).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -126,6 +131,7 @@ enum client_kind {
 	CLIENT_HTTP,		/* plain HTTP, no TLS at all */
 	CLIENT_SILENT,		/* connects and says nothing */
 	CLIENT_HANGUP,		/* closes at once */
+	CLIENT_KEYUPDATE,	/* OpenSSL: data, a KeyUpdate, data; no close */
 };
 
 struct client {
@@ -134,8 +140,11 @@ struct client {
 	char dir[64];
 	const char *cert, *key;	/* CLIENT_OPENSSL: file names in dir */
 	size_t echo_len;	/* send this many bytes, expect them back */
+	bool ktls;		/* CLIENT_LIB: want_ktls (the kTLS policy) */
+	int min_version;	/* OpenSSL clients: lowest version, 0 any */
 	/* results */
 	int rc;			/* 0: every step as expected */
+	int tickets;		/* OpenSSL clients: session tickets received */
 	char alpn[16];
 	char msg[512];
 	pthread_t thread;
@@ -180,6 +189,7 @@ static void run_lib_client(struct client *c)
 	struct tls_opts o = {
 		.server_name = "localhost",
 		.ca_file = path_in(c->dir, "srv.pem", ca, sizeof(ca)),
+		.want_ktls = c->ktls,
 	};
 	struct nbdws_err err = { { 0 } };
 	struct tls_conn t;
@@ -199,6 +209,30 @@ static void run_lib_client(struct client *c)
 	tls_free(&t);
 }
 
+/* Count the session tickets the server sends (they arrive in SSL_read). */
+static int count_ticket(SSL *ssl, SSL_SESSION *sess)
+{
+	struct client *c = SSL_get_app_data(ssl);
+
+	(void)sess;
+	c->tickets++;
+	return 0;	/* not kept: OpenSSL frees it */
+}
+
+/*
+ * After the handshake: 10 bytes, a KeyUpdate, 3 bytes, each its own
+ * record, all written before the server reads anything.
+ */
+static int send_keyupdate(SSL *ssl)
+{
+	if (SSL_version(ssl) != TLS1_3_VERSION ||
+	    SSL_write(ssl, "0123456789", 10) != 10 ||
+	    SSL_key_update(ssl, SSL_KEY_UPDATE_NOT_REQUESTED) != 1 ||
+	    SSL_write(ssl, "abc", 3) != 3)
+		return -EPROTO;
+	return 0;
+}
+
 static void run_openssl_client(struct client *c)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -211,6 +245,11 @@ static void run_openssl_client(struct client *c)
 	if (!ctx || !SSL_CTX_load_verify_locations(ctx, path_in(c->dir,
 			"srv.pem", f, sizeof(f)), NULL))
 		goto out;
+	if (c->min_version &&
+	    !SSL_CTX_set_min_proto_version(ctx, c->min_version))
+		goto out;
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+	SSL_CTX_sess_set_new_cb(ctx, count_ticket);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	if (c->cert &&
 	    (SSL_CTX_use_certificate_file(ctx, path_in(c->dir, c->cert, f,
@@ -222,8 +261,13 @@ static void run_openssl_client(struct client *c)
 	if (!ssl || !SSL_set_fd(ssl, c->fd) ||
 	    !SSL_set1_host(ssl, "localhost"))
 		goto out;
+	SSL_set_app_data(ssl, c);
 	if (SSL_connect(ssl) != 1) {
 		snprintf(c->msg, sizeof(c->msg), "SSL_connect failed");
+		goto out;
+	}
+	if (c->kind == CLIENT_KEYUPDATE) {
+		c->rc = send_keyupdate(ssl);
 		goto out;
 	}
 	/* With TLS 1.3 a refused certificate shows here, as an alert. */
@@ -252,6 +296,7 @@ static void *client_main(void *arg)
 		run_lib_client(c);
 		break;
 	case CLIENT_OPENSSL:
+	case CLIENT_KEYUPDATE:
 		run_openssl_client(c);
 		break;
 	case CLIENT_HTTP:
@@ -373,10 +418,8 @@ TEST_F(srv, ktls_policy_offers_only_kernel_ciphers)
 				TIMEOUT_MS, &err)) TH_LOG("%s", err.msg);
 	EXPECT_EQ(0, serve_echo(&self->conn, c.echo_len));
 	tls_describe(&self->conn, what, sizeof(what));
-	TH_LOG("negotiated %s", what);
-#if OPENSSL_VERSION_NUMBER < 0x30200000L
+	/* The client offered 1.3 too; kTLS sessions are 1.2 everywhere. */
 	EXPECT_EQ(0, strncmp(what, "TLSv1.2 ", 8)) TH_LOG("%s", what);
-#endif
 	EXPECT_TRUE(strstr(what, "GCM") || strstr(what, "CHACHA20"))
 		TH_LOG("%s", what);
 	/* A socketpair cannot take the tls ULP: detach refuses, keeps it. */
@@ -385,6 +428,107 @@ TEST_F(srv, ktls_policy_offers_only_kernel_ciphers)
 	EXPECT_EQ(0, pre_len);
 	pthread_join(c.thread, NULL);
 	EXPECT_EQ(0, c.rc) TH_LOG("client: %s", c.msg);
+}
+
+/* The kTLS policy on the client side: 1.2 against a server offering 1.3. */
+TEST_F(srv, ktls_client_is_tls12)
+{
+	struct nbdws_err err = { { 0 } };
+	struct client c = { .echo_len = 100, .ktls = true };
+	char what[128];
+
+	ASSERT_EQ(0, new_server(self->dir, "srv.pem", "srv.key", NULL, false,
+				false, &self->srv, &err)) TH_LOG("%s", err.msg);
+	client_start(&c, CLIENT_LIB, self->dir, self->sv[1]);
+	ASSERT_EQ(0, tls_accept(&self->conn, self->srv, self->sv[0],
+				TIMEOUT_MS, &err)) TH_LOG("%s", err.msg);
+	EXPECT_EQ(0, serve_echo(&self->conn, c.echo_len));
+	pthread_join(c.thread, NULL);
+	EXPECT_EQ(0, c.rc) TH_LOG("client: %s", c.msg);
+	tls_describe(&self->conn, what, sizeof(what));
+	EXPECT_EQ(0, strncmp(what, "TLSv1.2 ", 8)) TH_LOG("%s", what);
+}
+
+/* Sessions that stay in userspace take TLS 1.3, and get no tickets. */
+TEST_F(srv, userspace_sessions_tls13_without_tickets)
+{
+	struct nbdws_err err = { { 0 } };
+	struct client c = { 0 };
+	char what[128];
+
+	ASSERT_EQ(0, new_server(self->dir, "srv.pem", "srv.key", NULL, false,
+				false, &self->srv, &err)) TH_LOG("%s", err.msg);
+	client_start(&c, CLIENT_OPENSSL, self->dir, self->sv[1]);
+	ASSERT_EQ(0, tls_accept(&self->conn, self->srv, self->sv[0],
+				TIMEOUT_MS, &err)) TH_LOG("%s", err.msg);
+	EXPECT_EQ(0, serve_echo(&self->conn, 5));
+	pthread_join(c.thread, NULL);
+	EXPECT_EQ(0, c.rc) TH_LOG("client: %s", c.msg);
+	tls_describe(&self->conn, what, sizeof(what));
+	EXPECT_EQ(0, strncmp(what, "TLSv1.3 ", 8)) TH_LOG("%s", what);
+	/* The client read the echo: any ticket would have come before it. */
+	EXPECT_EQ(0, c.tickets);
+}
+
+/*
+ * What OpenSSL decrypted but nobody read goes with the hand-over; a
+ * KeyUpdate still in the socket stays there (the kernel's to read).
+ */
+TEST_F(srv, drain_takes_decrypted_bytes)
+{
+	struct nbdws_err err = { { 0 } };
+	struct client c = { 0 };
+	struct ws_io io;
+	u8 buf[16], *pre = NULL;
+	size_t pre_len = 0;
+
+	ASSERT_EQ(0, new_server(self->dir, "srv.pem", "srv.key", NULL, false,
+				false, &self->srv, &err)) TH_LOG("%s", err.msg);
+	client_start(&c, CLIENT_KEYUPDATE, self->dir, self->sv[1]);
+	ASSERT_EQ(0, tls_accept(&self->conn, self->srv, self->sv[0],
+				TIMEOUT_MS, &err)) TH_LOG("%s", err.msg);
+	pthread_join(c.thread, NULL);
+	ASSERT_EQ(0, c.rc) TH_LOG("client: %s", c.msg);
+	tls_io(&self->conn, &io);
+	ASSERT_EQ(4, io.read(io.ctx, buf, 4));
+	ASSERT_EQ(0, tls_drain(&self->conn, &pre, &pre_len, &err))
+		TH_LOG("%s", err.msg);
+	ASSERT_EQ(6, pre_len);
+	EXPECT_EQ(0, memcmp(pre, "456789", 6));
+	free(pre);
+	/* Still a working session: OpenSSL itself follows the KeyUpdate. */
+	ASSERT_EQ(3, io.read(io.ctx, buf, sizeof(buf)));
+	EXPECT_EQ(0, memcmp(buf, "abc", 3));
+}
+
+/*
+ * OpenSSL read ahead (as a BIO or the record layer may): the KeyUpdate
+ * and the data behind it are in its buffer, unprocessed. Handing the
+ * socket over would lose them: refused, and nothing is returned.
+ */
+TEST_F(srv, drain_refuses_unprocessed_records)
+{
+	struct nbdws_err err = { { 0 } };
+	struct client c = { 0 };
+	struct ws_io io;
+	u8 buf[16], *pre = (u8 *)"x";
+	size_t pre_len = 1;
+
+	ASSERT_EQ(0, new_server(self->dir, "srv.pem", "srv.key", NULL, false,
+				false, &self->srv, &err)) TH_LOG("%s", err.msg);
+	client_start(&c, CLIENT_KEYUPDATE, self->dir, self->sv[1]);
+	ASSERT_EQ(0, tls_accept(&self->conn, self->srv, self->sv[0],
+				TIMEOUT_MS, &err)) TH_LOG("%s", err.msg);
+	pthread_join(c.thread, NULL);
+	ASSERT_EQ(0, c.rc) TH_LOG("client: %s", c.msg);
+	SSL_set_read_ahead(self->conn.ssl, 1);
+	tls_io(&self->conn, &io);
+	ASSERT_EQ(4, io.read(io.ctx, buf, 4));
+	EXPECT_EQ(-EPROTO, tls_drain(&self->conn, &pre, &pre_len, &err));
+	EXPECT_NE(NULL, strstr(err.msg, "has not processed (TLSv1.3)"))
+		TH_LOG("%s", err.msg);
+	EXPECT_EQ(NULL, pre);
+	EXPECT_EQ(0, pre_len);
 }
 
 TEST_F(srv, client_cert_verified_and_hashed)
@@ -552,6 +696,19 @@ TEST_F(srv, bad_configurations_refused)
 				true, true, &s, &err)) TH_LOG("%s", err.msg);
 	EXPECT_NE(NULL, s);
 	tls_server_free(s);
+}
+
+/* A client that speaks only TLS 1.3 cannot get a kTLS session. */
+TEST_F(srv, ktls_server_refuses_tls13_only_client)
+{
+	struct nbdws_err err = { { 0 } };
+	struct client c = { .min_version = TLS1_3_VERSION };
+
+	ASSERT_EQ(0, new_server(self->dir, "srv.pem", "srv.key", NULL, false,
+				true, &self->srv, &err)) TH_LOG("%s", err.msg);
+	expect_refused(_metadata, self, &c, CLIENT_OPENSSL, TIMEOUT_MS,
+		       -ECONNREFUSED, "only TLS 1.2 with AES-GCM");
+	EXPECT_NE(0, c.rc);
 }
 
 TEST_HARNESS_MAIN

@@ -87,6 +87,9 @@ static int conn_open_one(const struct conn_target *t, int timeout_ms,
 		nbd_export_info_free(info);
 		return -EMSGSIZE;
 	}
+	if (wc.tls_desc[0])
+		nbdctl_verbose("%s: %s, kernel TLS", t->uri->host,
+			       wc.tls_desc);
 	c->fd = fd;
 	c->transport = NBDWS_TRANSPORT_WS_CLIENT;
 	c->preread = wc.preread;

@@ -135,11 +135,14 @@ int cmd_info(int argc, char **argv)
 	rc = parse_uri_arg(argc, argv, &uri, &ws, &timeout_ms);
 	if (rc)
 		return rc;
-	if (is_ws(&uri))
+	if (is_ws(&uri)) {
 		rc = ws_dial(&uri, &ws.dial, NBD_DIAL_INFO, timeout_ms, &info,
 			     &wc, &err);
-	else
+		if (!rc && wc.tls_desc[0])
+			nbdctl_verbose("%s: %s", uri.host, wc.tls_desc);
+	} else {
 		rc = nbd_dial(&uri, NBD_DIAL_INFO, timeout_ms, &info, &err);
+	}
 	if (rc)
 		wsopts_report(&uri, rc, err.msg, NULL);
 	nbd_uri_free(&uri);

@@ -52,6 +52,17 @@ static void vmsg(const char *level, const char *fmt, va_list ap)
 	fputc('\n', stderr);
 }
 
+void nbdctl_verbose(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!nbdctl_opts.verbose)
+		return;
+	va_start(ap, fmt);
+	vmsg("", fmt, ap);
+	va_end(ap);
+}
+
 void nbdctl_err(const char *fmt, ...)
 {
 	va_list ap;
@@ -181,7 +192,8 @@ static void help(FILE *f)
 	fprintf(f,
 		"usage: nbdctl [-j|--json] [-v|--verbose] [--module PATH] COMMAND [ARGS]\n"
 		"       nbdctl --version\n"
-		"  -j  JSON output   -v  libkmod's own messages when it loads nbdws.ko\n"
+		"  -j  JSON output   -v  libkmod's own messages when it loads nbdws.ko,\n"
+		"      the TLS version and cipher of wss:// connections\n"
 		"commands:\n");
 	nbdctl_usage(f, NULL);
 	fprintf(f,
@@ -224,6 +236,7 @@ int main(int argc, char **argv)
 		case 'v':
 			/* libkmod's own lines, when it loads the module. */
 			nbdws_nl_kmod_log(true);
+			nbdctl_opts.verbose = true;
 			break;
 		case 'V':
 			print_version();

@@ -29,6 +29,7 @@ enum {
 
 struct nbdctl_opts {
 	bool json;
+	bool verbose;			/* -v */
 	const char *module_path;	/* --module or $NBDWS_MODULE_PATH */
 };
 
@@ -37,6 +38,8 @@ extern struct nbdctl_opts nbdctl_opts;
 /* Print "nbdctl: " + message to stderr. */
 void nbdctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void nbdctl_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same without a level, and only with -v. */
+void nbdctl_verbose(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Print the usage line of @cmd (or all of them) to @f. */
 void nbdctl_usage(FILE *f, const char *cmd);

@@ -478,6 +478,7 @@ static void upgrade(struct session *s, const struct route *r)
 static int start_tls(struct session *s)
 {
 	struct nbdws_err err = { { 0 } };
+	char what[96];
 	int rc;
 
 	if (!tls_srv) {
@@ -496,6 +497,8 @@ static int start_tls(struct session *s)
 			  err.msg);
 		return rc;
 	}
+	tls_describe(s->tls, what, sizeof(what));
+	relay_log(RELAY_LOG_DEBUG, "%s: %s", s->peer, what);
 	tls_io(s->tls, &s->io);
 	s->has_cert = !tls_peer_cert_sha256(s->tls, s->cert_sha);
 	return 0;
