@@ -11,13 +11,14 @@
  * compat.h) in as few calls as the kernel allows. On a WebSocket
  * connection each request is one binary frame (ws_tx.c builds its header
  * in front of the NBD header), and control frames go out between two
- * requests' frames. When the socket is full
- * the position is kept in the PDU and sk_write_space restarts the work:
- * a partial send never requeues the request.
+ * requests' frames. When the socket is full the position is kept in the
+ * PDU, what TCP holds back for the MSG_MORE is pushed, and sk_write_space
+ * restarts the work: a partial send never requeues the request.
  */
 #include <linux/blk-mq.h>
 #include <linux/jiffies.h>
 #include <linux/sched/mm.h>
+#include <linux/tcp.h>
 #include <net/sock.h>
 
 #include "compat.h"
@@ -144,17 +145,32 @@ static int nbdws_tx_send(struct nbdws_conn *conn, struct nbdws_req *cmd,
 }
 
 /*
- * A send failed with -EAGAIN although the socket has room: the skb or
- * page fragment allocation failed (GFP_NOIO under memory pressure).
- * sk_write_space will not fire for that when nothing is in flight, so
- * the sender must come back by itself.
+ * The socket refused a send (-EAGAIN). Make sure something brings the
+ * sender back, and say whether it must come back by itself.
+ *
+ * A full buffer is left to sk_write_space, which TCP calls when ACKs free
+ * room: but only data in flight draws ACKs. We send with MSG_MORE, and
+ * kTLS hands its records to TCP with our flags, so TCP may be holding
+ * the tail of its queue back as a partial segment until the promised rest
+ * arrives. The send just refused would have released it, yet neither TCP
+ * (tcp_sendmsg when it copied nothing) nor kTLS (it checks the buffer
+ * before it calls TCP at all) pushes on the way out. Then nothing is in
+ * flight, no ACK and no sk_write_space come, and only TCP's probe timer
+ * moves the queue, a segment at a time. So push the queue now, as setting
+ * TCP_NODELAY does: an ACK would have sent the same bytes on this
+ * no-Nagle socket, it only comes sooner.
+ *
+ * A send can also fail with room in the buffer: the skb or page fragment
+ * allocation failed (GFP_NOIO under memory pressure). No sk_write_space
+ * follows that either; the caller runs the sender again.
  */
-static bool nbdws_tx_no_memory(struct nbdws_conn *conn)
+static bool nbdws_tx_refused(struct nbdws_conn *conn)
 {
 	struct sock *sk = conn->sock->sk;
 
 	if (sk->sk_family == AF_UNIX)
 		return sock_writeable(sk);
+	tcp_sock_set_nodelay(sk);
 	return sk_stream_is_writeable(sk);
 }
 
@@ -177,7 +193,7 @@ static bool nbdws_tx_drain(struct nbdws_conn *conn)
 		if (!cmd && conn->ws.on) {
 			ret = nbdws_ws_tx_control(conn);
 			if (ret == -EAGAIN)
-				return nbdws_tx_no_memory(conn);
+				return nbdws_tx_refused(conn);
 			if (ret) {
 				nbdws_conn_mark_dead(conn,
 						     NBDWS_REASON_SOCKET_ERROR);
@@ -203,8 +219,8 @@ static bool nbdws_tx_drain(struct nbdws_conn *conn)
 			nbdws_ws_tx_begin(conn, cmd);
 
 		ret = nbdws_tx_send(conn, cmd, more);
-		if (ret == -EAGAIN)	/* sk_write_space queues tx_work */
-			return nbdws_tx_no_memory(conn);
+		if (ret == -EAGAIN)
+			return nbdws_tx_refused(conn);
 		if (ret) {
 			nbdws_conn_mark_dead(conn, NBDWS_REASON_SOCKET_ERROR);
 			return false;

@@ -7,13 +7,13 @@
  *
  * ws_ktls_burst.c, 64 KiB: guards the wss:// send path with a buffer that
  *   a burst fills. Bursts of 4 KiB to 2 MiB complete in seconds.
- * ws_ktls_cork.c, 4 KiB: a stall this found (selftests/vm/pending.conf
- *   until the module handles it). kTLS pushes a record with our MSG_MORE,
- *   so TCP holds the record's tail (less than loopback's 32 KiB MSS)
+ * ws_ktls_cork.c, 4 KiB: a stall this found. kTLS pushes a record with
+ *   our MSG_MORE, so TCP holds the record's tail (less than loopback's MSS)
  *   corked; the buffer is then over its limit with nothing in flight, so
  *   kTLS refuses our next piece (-EAGAIN) without pushing that tail, no
- *   ACK comes, and no sk_write_space. Only TCP's probe timer moves data,
- *   8 KiB per probe: a 1 MiB write takes longer than the 30 s timeout.
+ *   ACK comes, and no sk_write_space. Only TCP's probe timer moved data,
+ *   8 KiB per probe: a 1 MiB write took longer than the 30 s timeout,
+ *   until the sender pushed what TCP holds after every -EAGAIN (kmod/tx.c).
  *
  * kTLS keeps a record it could not hand to a full TCP buffer and pushes it
  * from its own write_space callback; nbdws.ko installs its own over kTLS's
