@@ -263,7 +263,10 @@ demo-websockify:
 
 # nbdws vs nbd.ko in one VM (not a test): bench/README.md. The WebSocket
 # rows also need the bench's own NBD peer and ws-server attach program.
-BENCH_BINS := $(B)/ws_nbd_peer $(B)/ws_attach
+# (ws_proxy, the nbd-proxy stand-in, is listed here: a rule's
+# prerequisites are expanded where the rule is read, so an append below
+# it would never be built by bench-tools.)
+BENCH_BINS := $(B)/ws_nbd_peer $(B)/ws_attach $(B)/ws_proxy
 .PHONY: bench bench-tools
 bench-tools: $(BENCH_BINS)
 
@@ -271,7 +274,6 @@ $(B)/ws_nbd_peer $(B)/ws_attach: $(B)/%: bench/%.c $(LIBUSER) $(USER_HDRS)
 	$(CC) $(USER_CFLAGS) -pthread -o $@ $< $(LIBUSER) $(USER_LDLIBS)
 
 # The nbd-proxy stand-in pumps with the relay's own userspace framing.
-BENCH_BINS += $(B)/ws_proxy
 $(B)/ws_proxy: bench/ws_proxy.c $(RELAY_FALLBACK_SRCS) $(LIBUSER) $(USER_HDRS)
 	$(CC) $(USER_CFLAGS) -Itools/nbdws-relay -o $@ $< $(RELAY_FALLBACK_SRCS) \
 		$(LIBUSER) $(USER_LDLIBS)

@@ -106,14 +106,16 @@ def job_section(name, dev, rw, bs, qd, runtime, prerun, postrun):
 # the hooks switch them on and off through its control FIFOs, each
 # acknowledged: the window sampled is the one the CPU snapshots bound.
 # A perf that never answers (it failed to start) would block the FIFOs'
-# open for good, hence the timeout; the start hook then prints perf's
+# open for good, hence the timeout: 600 s, since on a host busy with
+# other VMs perf once took more than 120 s to come up (it reads every
+# process's maps and the kernel's symbols); the start hook then prints perf's
 # messages instead of the snapshot, and the row fails with them.
 # Stopping sends SIGINT (so it writes a complete file) and waits.
 PERF_HOOK = """#!/bin/sh
 what=$1 base=%s/$2
 shift 2
 ctl() {
-	timeout 120 sh -c 'echo "$1" > "$2" && read -r ack < "$3"' \\
+	timeout 600 sh -c 'echo "$1" > "$2" && read -r ack < "$3"' \\
 		ctl "$1" "$base.ctl" "$base.ack"
 }
 if [ "$what" = start ]; then

@@ -85,6 +85,69 @@ static bool nbdws_sock_is_tcp(const struct sock *sk)
 }
 
 /*
+ * Largest TCP window a connection sizes its receive buffer for: what a
+ * window scale of 10 can carry, far above what any connection here needs.
+ */
+#define NBDWS_RCV_WINDOW_MAX	(64U << 20)
+
+/*
+ * Let TCP offer a window as large as the reads this connection may have
+ * asked for. Receive autotuning grows the buffer to what it measures
+ * arriving per round trip, but never past net.ipv4.tcp_rmem's maximum
+ * (6 MiB on Debian, a window of 3 MiB): on a 50 ms round trip that
+ * caps a reader at 60 MiB/s, however many requests are in flight. The
+ * driver knows better than an estimate: it never has more than depth
+ * requests of max_req bytes outstanding, and reads its socket as data
+ * arrives (in softirq), so the buffer is a limit it does not fill. Hence
+ * a fixed buffer for that, bounded by the window scale agreed at the
+ * connection's start (the 16-bit window field times 2^wscale: 8 MiB
+ * with Debian's defaults) and counted twice for the sk_buff overhead, as
+ * SO_RCVBUF does. Where autotuning can reach it anyway, or userspace set
+ * SO_RCVBUF itself, the socket is left alone. nbdws_conn_quiesce() gives
+ * the old settings back.
+ */
+static void nbdws_sock_size_rcvbuf(struct nbdws_conn *conn, struct sock *sk)
+{
+	const struct nbdws_dev *dev = conn->dev;
+	struct tcp_sock *tp = tcp_sk(sk);
+	u64 window;
+
+	conn->saved_rcvbuf = 0;
+	if (!nbdws_sock_is_tcp(sk))
+		return;
+	lock_sock(sk);
+	window = min3((u64)dev->depth * dev->max_req,
+		      (u64)U16_MAX << tp->rx_opt.rcv_wscale,
+		      (u64)NBDWS_RCV_WINDOW_MAX);
+	if (!(sk->sk_userlocks & SOCK_RCVBUF_LOCK) &&
+	    2 * window > (u64)max(READ_ONCE(sk->sk_rcvbuf),
+				  READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_rmem[2]))) {
+		conn->saved_rcvbuf = sk->sk_rcvbuf;
+		conn->saved_window_clamp = tp->window_clamp;
+		sk->sk_userlocks |= SOCK_RCVBUF_LOCK;
+		WRITE_ONCE(sk->sk_rcvbuf, 2 * window);
+		/* Autotuning raised the clamp with the buffer; it is off now. */
+		WRITE_ONCE(tp->window_clamp, max_t(u32, tp->window_clamp, window));
+	}
+	release_sock(sk);
+}
+
+/* Under lock_sock: undo nbdws_sock_size_rcvbuf(). */
+static void nbdws_sock_restore_rcvbuf(struct nbdws_conn *conn,
+				      struct sock *sk)
+{
+	struct tcp_sock *tp;
+
+	if (!conn->saved_rcvbuf)
+		return;
+	tp = tcp_sk(sk);
+	sk->sk_userlocks &= ~SOCK_RCVBUF_LOCK;
+	WRITE_ONCE(sk->sk_rcvbuf, conn->saved_rcvbuf);
+	WRITE_ONCE(tp->window_clamp, conn->saved_window_clamp);
+	tp->rcv_ssthresh = min(tp->rcv_ssthresh, tp->window_clamp);
+}
+
+/*
  * Look up the socket behind @fd and check it is a connected stream socket
  * nobody else drives. On success the caller owns a file reference.
  */
@@ -271,6 +334,7 @@ void nbdws_conn_start(struct nbdws_conn *conn,
 	nbdws_sock_no_task_frag(sk);
 	if (nbdws_sock_is_tcp(sk))
 		tcp_sock_set_nodelay(sk);
+	nbdws_sock_size_rcvbuf(conn, sk);
 
 	write_lock_bh(&sk->sk_callback_lock);
 	conn->saved_data_ready = sk->sk_data_ready;
@@ -340,6 +404,7 @@ void nbdws_conn_quiesce(struct nbdws_conn *conn)
 	nbdws_sock_set_task_frag(sk, conn->saved_task_frag);
 	if (!conn->saved_nodelay)
 		tcp_sk(sk)->nonagle &= ~TCP_NAGLE_OFF;
+	nbdws_sock_restore_rcvbuf(conn, sk);
 	release_sock(sk);
 
 	nbdws_ws_stop(conn);

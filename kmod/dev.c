@@ -16,6 +16,7 @@
  * disk, and the one queue freeze that may meet requests in flight is
  * bounded.
  */
+#include <linux/backing-dev.h>
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
 #include <linux/idr.h>
@@ -113,6 +114,34 @@ static void nbdws_fill_limits(const struct nbdws_dev *dev,
 	l->write_cache = sf & NBDP_FLAG_SEND_FLUSH;
 	l->fua = sf & NBDP_FLAG_SEND_FUA;
 	l->rotational = sf & NBDP_FLAG_ROTATIONAL;
+}
+
+/*
+ * Readahead decides how much a buffered sequential reader has in flight:
+ * about two windows (the one being read and the one started when its
+ * marker page is reached). The block layer derives the window from
+ * io_opt (twice it, at least 128 KiB), which suits a disk next to the
+ * CPU; on a network block device one round trip costs what a disk's
+ * seek does, so a window of 128 KiB over 25 ms moves 5 MiB/s whatever
+ * the link. The window here is NBDWS_RA_REQS requests of the largest
+ * size, so that two windows fill the 8 MiB TCP window a connection gets
+ * by default (see nbdws_sock_size_rcvbuf()). io_opt stays the server's
+ * preferred block size: mkfs.ext4 and mkfs.xfs read it as the stripe
+ * width, and this export has no stripes. Only ever raised above what the
+ * block layer chose; read_ahead_kb in sysfs still overrides it.
+ */
+#define NBDWS_RA_REQS	4U
+#define NBDWS_RA_MAX	(8U << 20)
+
+static void nbdws_dev_set_readahead(struct nbdws_dev *dev)
+{
+	struct backing_dev_info *bdi = dev->disk->bdi;
+	unsigned long pages;
+
+	pages = min(min(dev->depth, NBDWS_RA_REQS) * dev->max_req,
+		    NBDWS_RA_MAX) >> PAGE_SHIFT;
+	if (pages > bdi->ra_pages)
+		bdi->ra_pages = pages;
 }
 
 static void nbdws_dev_free(struct nbdws_dev *dev)
@@ -288,6 +317,8 @@ int nbdws_dev_start(struct nbdws_dev *dev)
 	if (ret)
 		return ret;
 	dev->disk_added = true;
+	/* After device_add_disk(), which sets the block layer's default. */
+	nbdws_dev_set_readahead(dev);
 	nbdws_debugfs_add(dev);
 	set_capacity(dev->disk, dev->size >> SECTOR_SHIFT);
 	set_bit(GD_NEED_PART_SCAN, &dev->disk->state);
@@ -383,6 +414,8 @@ int nbdws_dev_reuse(struct nbdws_dev *dev, const struct nbdws_dev_config *cfg,
 	if (!ret) {
 		/* Nothing cached from the previous export may be read back. */
 		invalidate_bdev(dev->disk->part0);
+		/* New limits reset it; the new export may differ anyway. */
+		nbdws_dev_set_readahead(dev);
 	}
 	mutex_unlock(&dev->disk->open_mutex);
 	if (ret) {

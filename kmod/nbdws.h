@@ -172,6 +172,8 @@ struct nbdws_conn {
 	gfp_t saved_allocation;
 	bool saved_task_frag;
 	bool saved_nodelay;
+	int saved_rcvbuf;		/* 0: the driver did not size it */
+	u32 saved_window_clamp;
 
 	/* Send side: queue_rq appends; whoever holds tx_mutex drains. */
 	spinlock_t send_lock;

@@ -182,7 +182,11 @@ else
 	accel_args=(-accel tcg,thread=multi -cpu max)
 fi
 
-append="console=ttyS0 loglevel=5 panic=-1 NBDWS_TOP=$top NBDWS_MODE=$mode$extra_append"
+# no_timer_check: the kernel's boot-time check that the IO-APIC delivers
+# timer interrupts gives up, and panics, when a starved TCG vCPU does not
+# see the interrupt within its short window (seen on a host 93% busy with
+# other VMs); the emulated IO-APIC works, so the check only costs boots.
+append="console=ttyS0 loglevel=5 panic=-1 no_timer_check NBDWS_TOP=$top NBDWS_MODE=$mode$extra_append"
 [ ${#fwd[@]} -gt 0 ] && append+=" NBDWS_NET=1"
 if [ "$mode" = shell ]; then
 	# The guest's interactive bash takes the profile as its rcfile.

@@ -384,12 +384,49 @@ TEST_F(tokens, insecure)
 	      &r);
 	EXPECT_EQ(0, r.status);
 	EXPECT_TRUE(r.id.anonymous);
+	/*
+	 * A token offered as the only subprotocol (webui-vue) is echoed
+	 * although nothing checks it: a browser fails the handshake
+	 * otherwise. Only one value, the first token-shaped one; "binary"
+	 * still wins, and a name too short to be a token is not echoed.
+	 */
+	check(_metadata, &empty, &self->cfg, "/disk0",
+	      "Sec-WebSocket-Protocol: tokenXXXXXXXXXXXXXXXXXXXX\r\n", NULL, 0,
+	      &r);
+	EXPECT_EQ(0, r.status);
+	EXPECT_TRUE(r.id.anonymous);
+	EXPECT_STREQ("tokenXXXXXXXXXXXXXXXXXXXX", r.protocol);
+	check(_metadata, &empty, &self->cfg, "/disk0",
+	      "Sec-WebSocket-Protocol: tokenXXXXXXXXXXXXXXXXXXXX, "
+	      "tokenYYYYYYYYYYYYYYYYYYYY\r\n", NULL, 0, &r);
+	EXPECT_EQ(0, r.status);
+	EXPECT_STREQ("tokenXXXXXXXXXXXXXXXXXXXX", r.protocol);
+	check(_metadata, &empty, &self->cfg, "/disk0",
+	      "Sec-WebSocket-Protocol: tokenXXXXXXXXXXXXXXXXXXXX, binary\r\n",
+	      NULL, 0, &r);
+	EXPECT_STREQ("binary", r.protocol);
+	check(_metadata, &empty, &self->cfg, "/disk0",
+	      "Sec-WebSocket-Protocol: chat\r\n", NULL, 0, &r);
+	EXPECT_EQ(0, r.status);
+	EXPECT_STREQ("", r.protocol);
+	/* With tokens loaded too: an unknown one is no credential, echoed. */
+	check(_metadata, &self->set, &self->cfg, "/disk0",
+	      "Sec-WebSocket-Protocol: tokenXXXXXXXXXXXXXXXXXXXX\r\n", NULL, 0,
+	      &r);
+	EXPECT_EQ(0, r.status);
+	EXPECT_TRUE(r.id.anonymous);
+	EXPECT_STREQ("tokenXXXXXXXXXXXXXXXXXXXX", r.protocol);
 	/* And without --insecure, no tokens means nobody gets in. */
 	self->cfg.insecure = false;
 	check(_metadata, &empty, &self->cfg, "/disk0",
 	      "Authorization: Bearer tokenXXXXXXXXXXXXXXXXXXXX\r\n", NULL, 0,
 	      &r);
 	EXPECT_EQ(401, r.status);
+	check(_metadata, &empty, &self->cfg, "/disk0",
+	      "Sec-WebSocket-Protocol: tokenXXXXXXXXXXXXXXXXXXXX\r\n", NULL, 0,
+	      &r);
+	EXPECT_EQ(401, r.status);
+	EXPECT_STREQ("", r.protocol);
 }
 
 TEST(origins)

@@ -340,11 +340,14 @@ static int get_bearer(const struct http_request *req, char *out, size_t size,
  * The offered subprotocols: one that is a known token goes to @out (two
  * different known tokens: refused), and *@binary says if "binary" was
  * offered. Tokens are looked up because a subprotocol that is not a
- * token is an ordinary subprotocol name, not a wrong credential.
+ * token is an ordinary subprotocol name, not a wrong credential. The
+ * first offered one that is shaped like a token but unknown goes to
+ * @unknown: an anonymous admission echoes it (see auth_check()).
  */
 static int get_subprotocol(const struct auth_set *set,
 			   const struct http_request *req, char *out,
-			   size_t size, bool *binary, struct auth_result *res)
+			   char *unknown, size_t size, bool *binary,
+			   struct auth_result *res)
 {
 	char v[AUTH_TOKEN_MAX + 2];
 	const char *cursor = NULL;
@@ -353,14 +356,20 @@ static int get_subprotocol(const struct auth_set *set,
 	u8 sha[32];
 
 	*binary = false;
+	unknown[0] = '\0';
 	while (http_next_token(req, "Sec-WebSocket-Protocol", &field, &cursor,
 			       v, sizeof(v))) {
 		if (!strcmp(v, "binary")) {
 			*binary = true;
 			continue;
 		}
-		if (!token_valid(v, strlen(v)) || !lookup(set, v, sha))
+		if (!token_valid(v, strlen(v)))
 			continue;
+		if (!lookup(set, v, sha)) {
+			if (!unknown[0])
+				snprintf(unknown, size, "%s", v);
+			continue;
+		}
 		if (found && strcmp(out, v) != 0) {
 			refuse(res, 400, "two different tokens offered as subprotocols");
 			found = -1;
@@ -378,7 +387,7 @@ void auth_check(const struct auth_set *set, const struct relay_config *cfg,
 		struct auth_result *res)
 {
 	char bearer[AUTH_TOKEN_MAX + 1], query[AUTH_TOKEN_MAX + 1];
-	char sp[AUTH_TOKEN_MAX + 1];
+	char sp[AUTH_TOKEN_MAX + 1], sp_unknown[AUTH_TOKEN_MAX + 1];
 	const struct auth_entry *e;
 	const char *token = NULL;
 	int has_bearer, has_sp;
@@ -392,7 +401,8 @@ void auth_check(const struct auth_set *set, const struct relay_config *cfg,
 	has_query = req->query &&
 		    http_query_param(req->query, "token", query,
 				     sizeof(query));
-	has_sp = get_subprotocol(set, req, sp, sizeof(sp), &binary, res);
+	has_sp = get_subprotocol(set, req, sp, sp_unknown, sizeof(sp), &binary,
+				 res);
 	if (has_sp < 0)
 		goto out;
 	if (has_bearer)
@@ -434,6 +444,18 @@ void auth_check(const struct auth_set *set, const struct relay_config *cfg,
 		res->why = "client certificate";
 	} else if (cfg->insecure) {
 		res->why = "anonymous";
+		/*
+		 * A page that sends its session token as the subprotocol
+		 * (webui-vue) offers nothing else, and a browser fails a
+		 * handshake that answers an offer with no subprotocol
+		 * (WHATWG WebSocket; RFC 6455 lets a server pick none, but
+		 * no browser accepts that). Nothing checks the token here,
+		 * so answer with it, as bmcweb does with CSRF checks off:
+		 * the credential-as-subprotocol convention, unverified.
+		 */
+		if (!res->protocol[0] && sp_unknown[0])
+			snprintf(res->protocol, sizeof(res->protocol), "%s",
+				 sp_unknown);
 	} else {
 		refuse(res, 401, "no credential");
 	}
@@ -441,6 +463,7 @@ out:
 	OPENSSL_cleanse(bearer, sizeof(bearer));
 	OPENSSL_cleanse(query, sizeof(query));
 	OPENSSL_cleanse(sp, sizeof(sp));
+	OPENSSL_cleanse(sp_unknown, sizeof(sp_unknown));
 	if (res->status)
 		memset(res->protocol, 0, sizeof(res->protocol));
 }
