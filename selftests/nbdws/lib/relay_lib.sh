@@ -222,6 +222,19 @@ wait_event() {
 	return 1
 }
 
+# wait_relay_log REGEX SECONDS: the relay logged a matching line. For a
+# state too short-lived to catch with status probes on a busy host.
+wait_relay_log() {
+	local end=$((SECONDS + $2))
+	while [ $SECONDS -lt $end ]; do
+		grep -Eq "$1" "$tmp/relay.log" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "relay: no log line matching '$1' in ${2}s; its last lines:"
+	tail -n 20 "$tmp/relay.log" 2>/dev/null
+	return 1
+}
+
 # wait_serving SLOT LOG...: the slot reaches "serving" and its block
 # device appears; sets $dev from /status. On failure the LOGs and the
 # relay's last lines go to $tmp/serve.out. 0 on success.
