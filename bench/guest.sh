@@ -106,6 +106,12 @@ rows_not_run() {
 # ---- environment facts ------------------------------------------------
 ip link set lo up
 echo 120 > /proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
+# The kernel's AES-GCM (kTLS: every wss row's kernel side) on the CPU's
+# instructions, as OpenSSL in ws_proxy and the peer use them: without
+# this the VM, which has no udev, ran the generic C AES.
+. "$NBDWS_TOP/selftests/vm/crypto.sh"
+guest_crypto_load 2> "$out/crypto.err" ||
+	say "crypto drivers: $(tr '\n' ' ' < "$out/crypto.err")"
 record kind=meta kernel="$(uname -r)" cpus:="$(nproc)" \
 	mem_kib:="$(awk '/^MemTotal/ { print $2 }' /proc/meminfo)" \
 	fio="$(fio --version)" nbdkit="$(nbdkit --version)" \
@@ -720,6 +726,9 @@ for s in "${!srvpid[@]}"; do
 	kill "${srvpid[$s]}" 2>/dev/null
 done
 wait "${srvpid[@]}" 2>/dev/null
+# What the kernel's TLS ran on (gcm(aes) is listed once kTLS asked).
+record kind=crypto aes="$(guest_crypto_driver aes)" \
+	gcm_aes="$(guest_crypto_driver 'gcm(aes)')"
 dmesg > "$out/dmesg.txt"
 echo "$failed" > "$out/guest.rc"
 sync

@@ -142,6 +142,10 @@ def header(meta, host):
                   meta["mem_kib"] // 1024 if "mem_kib" in meta else "?",
                   host.get("accel", "?"), meta.get("fio", "fio ?"),
                   meta.get("nbdkit", "nbdkit ?")))
+    crypto = meta.get("crypto")
+    if crypto:
+        out.append("guest kernel crypto (/proc/crypto): aes %s, gcm(aes) %s"
+                   % (crypto.get("aes", "?"), crypto.get("gcm_aes", "?")))
     hc = host.get("host_cpu")
     if hc:
         out.append("host: %s cores, load average %s before, %s after; "
@@ -399,6 +403,9 @@ def build(args):
     wanted_rows = [r for r in rows if not only or r["name"] in only]
 
     meta = next((r for r in recs if r.get("kind") == "meta"), {})
+    crypto = next((r for r in recs if r.get("kind") == "crypto"), None)
+    if crypto:
+        meta = dict(meta, crypto=crypto)
     groups = {}
     for r in recs:
         if r.get("kind") == "row":

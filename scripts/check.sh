@@ -164,6 +164,9 @@ JOB
 		scripts/vm.sh --kernel "$name" --job "$job" --timeout $((2400 * scale))
 		vmrc=$?
 		echo "    VM run took $((SECONDS - t0)) s"
+		# Which AES the guest kernel's TLS ran (selftests/vm/crypto.sh).
+		[ -s "$out/results/crypto.txt" ] &&
+			echo "    kernel crypto: $(paste -sd ' ' "$out/results/crypto.txt")"
 
 		if [ -d "$out/results" ]; then
 			for f in "$out"/results/*.tap; do

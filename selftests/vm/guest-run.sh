@@ -57,6 +57,11 @@ if [ -w "$kml" ]; then
 fi
 
 check "insmod nbdws.ko" insmod "$NBDWS_KO"
+# kTLS on the CPU's AES-GCM, as on a machine udev booted. Not a check:
+# a kernel built without the drivers (the debug kernel) tests the
+# generic code instead; crypto.txt says which ran.
+. selftests/vm/crypto.sh
+guest_crypto_load >> "$res/runner.log" 2>&1
 # Where the module's text was: reports made after rmmod print its
 # addresses raw, this maps them back to nbdws.ko.
 cat /sys/module/nbdws/sections/.text > "$res/nbdws.text" 2>/dev/null
@@ -108,6 +113,12 @@ if [ -w "$kml" ]; then
 	echo scan > "$kml"
 	cat "$kml" > "$res/kmemleak.txt"
 fi
+
+# The implementations the tests' kTLS used (gcm(aes) exists once one did).
+{
+	echo "aes $(guest_crypto_driver aes)"
+	echo "gcm(aes) $(guest_crypto_driver 'gcm(aes)')"
+} > "$res/crypto.txt"
 
 dmesg > "$NBDWS_OUT/dmesg.txt"
 sync
