@@ -27,6 +27,13 @@
 #define NBDWS_MQ_F_MERGE	0
 #endif
 
+/* The type of blk_mq_ops.init_request's NUMA node, signed since 7.x. */
+#ifdef NBDWS_HAVE_INIT_REQUEST_INT_NODE
+#define NBDWS_NUMA_NODE_T	int
+#else
+#define NBDWS_NUMA_NODE_T	unsigned int
+#endif
+
 /* Limits of the disk: set at creation, changed only on a reused device. */
 struct nbdws_limits {
 	unsigned int logical_block_size;
@@ -125,6 +132,46 @@ static inline struct gendisk *nbdws_alloc_disk(struct blk_mq_tag_set *set,
 }
 
 /*
+ * Freezing a queue also puts the task into memalloc_noio scope on newer
+ * kernels, which hand the saved flags back to restore at unfreeze.
+ */
+#ifdef NBDWS_HAVE_FREEZE_QUEUE_MEMFLAGS
+static inline unsigned int nbdws_freeze_queue(struct request_queue *q)
+{
+	return blk_mq_freeze_queue(q);
+}
+
+static inline void nbdws_unfreeze_queue(struct request_queue *q,
+					unsigned int memflags)
+{
+	blk_mq_unfreeze_queue(q, memflags);
+}
+
+/* End a freeze begun by blk_freeze_queue_start(), which saves no flags. */
+static inline void nbdws_unfreeze_queue_started(struct request_queue *q)
+{
+	blk_mq_unfreeze_queue_nomemrestore(q);
+}
+#else
+static inline unsigned int nbdws_freeze_queue(struct request_queue *q)
+{
+	blk_mq_freeze_queue(q);
+	return 0;
+}
+
+static inline void nbdws_unfreeze_queue(struct request_queue *q,
+					unsigned int memflags)
+{
+	blk_mq_unfreeze_queue(q);
+}
+
+static inline void nbdws_unfreeze_queue_started(struct request_queue *q)
+{
+	blk_mq_unfreeze_queue(q);
+}
+#endif
+
+/*
  * Give a live disk new limits (a kept device connected to another export).
  * The queue is frozen meanwhile, so no request sees half of them. Callers
  * make sure nobody has the disk open when the block size changes.
@@ -133,22 +180,23 @@ static inline int nbdws_update_limits(struct gendisk *disk,
 				      const struct nbdws_limits *l)
 {
 	struct request_queue *q = disk->queue;
+	unsigned int memflags;
 	int ret = 0;
 #ifdef NBDWS_HAVE_QUEUE_LIMITS_ALLOC
 	struct queue_limits lim = queue_limits_start_update(q);
 
 	nbdws_fill_queue_limits(&lim, l);
-	blk_mq_freeze_queue(q);
+	memflags = nbdws_freeze_queue(q);
 	ret = queue_limits_commit_update(q, &lim);
 #ifndef NBDWS_HAVE_QUEUE_LIMITS_FEATURES
 	if (!ret)
 		nbdws_apply_queue_flags(q, l);
 #endif
 #else
-	blk_mq_freeze_queue(q);
+	memflags = nbdws_freeze_queue(q);
 	nbdws_set_queue_limits(q, l);
 #endif
-	blk_mq_unfreeze_queue(q);
+	nbdws_unfreeze_queue(q, memflags);
 	return ret;
 }
 

@@ -528,7 +528,7 @@ void nbdws_dev_update_hw_queues(struct nbdws_dev *dev)
 		return;
 	blk_freeze_queue_start(q);
 	if (!blk_mq_freeze_queue_wait_timeout(q, NBDWS_FREEZE_JIFFIES)) {
-		blk_mq_unfreeze_queue(q);
+		nbdws_unfreeze_queue_started(q);
 		dev_info(disk_to_dev(dev->disk),
 			 "I/O in flight did not drain: connections share hardware queues for now\n");
 		return;
@@ -538,7 +538,7 @@ void nbdws_dev_update_hw_queues(struct nbdws_dev *dev)
 	blk_mq_update_nr_hw_queues(&dev->tag_set, dev->nr_conns);
 	up_write(&dev->tags_rwsem);
 	nbdws_rx_resume(dev);
-	blk_mq_unfreeze_queue(q);
+	nbdws_unfreeze_queue_started(q);
 }
 
 /*

@@ -18,6 +18,7 @@
 #include <linux/blkdev.h>
 #include <linux/jiffies.h>
 
+#include "compat.h"
 #include "nbdws.h"
 
 static blk_status_t nbdws_map_op(struct nbdws_dev *dev, struct request *rq,
@@ -271,7 +272,7 @@ static enum blk_eh_timer_return nbdws_timeout(struct request *rq)
 }
 
 static int nbdws_init_request(struct blk_mq_tag_set *set, struct request *rq,
-			      unsigned int hctx_idx, unsigned int numa_node)
+			      unsigned int hctx_idx, NBDWS_NUMA_NODE_T numa_node)
 {
 	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
 
