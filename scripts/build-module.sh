@@ -3,9 +3,13 @@
 #
 # Build nbdws.ko for one kernel.
 #
-#   build-module.sh --kdir DIR [--out DIR] [--copy-to DIR] [--log FILE]
-#                   [KBUILD ARGS ...]      e.g. W=1 C=2
-#   build-module.sh --kdir DIR --print-kver
+#   build-module.sh --kdir DIR [--root DIR] [--out DIR] [--copy-to DIR]
+#                   [--log FILE] [KBUILD ARGS ...]      e.g. W=1 C=2
+#   build-module.sh --kdir DIR [--root DIR] --print-kver
+#
+# --root: the kernel is an unpacked one (scripts/unpack-kernel.sh) whose
+# kbuild only runs in its own root: KDIR is a path inside ROOT, and make
+# runs there (scripts/in-root.sh), seeing this tree and OUT at their paths.
 #
 # The module sources are staged in OUT/src (default build/kernels/KVER) so
 # builds for several kernels never share object files. Before kbuild runs,
@@ -16,30 +20,42 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-kdir= out= copy_to= log= print_kver=
+kdir= root= out= copy_to= log= print_kver=
 args=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kdir) kdir=$2; shift 2 ;;
+	--root) root=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--copy-to) copy_to=$2; shift 2 ;;
 	--log) log=$2; shift 2 ;;
 	--print-kver) print_kver=1; shift ;;
-	-*) echo "usage: build-module.sh --kdir DIR [--out DIR] [--copy-to DIR] [--log FILE] [--print-kver] [KBUILD ARGS]" >&2
+	-*) echo "usage: build-module.sh --kdir DIR [--root DIR] [--out DIR] [--copy-to DIR] [--log FILE] [--print-kver] [KBUILD ARGS]" >&2
 	    exit 2 ;;
 	*) args+=("$1"); shift ;;
 	esac
 done
 
-[ -n "$kdir" ] && [ -f "$kdir/Makefile" ] || {
-	echo "build-module: no kernel build tree at '$kdir' (install linux-headers or pass KDIR=)" >&2
+[ -n "$kdir" ] && [ -f "$root$kdir/Makefile" ] || {
+	echo "build-module: no kernel build tree at '$root$kdir' (install linux-headers or pass KDIR=)" >&2
 	exit 1; }
-kver=$(sed -n 's/^#define UTS_RELEASE "\(.*\)"$/\1/p' "$kdir/include/generated/utsrelease.h")
+kver=$(sed -n 's/^#define UTS_RELEASE "\(.*\)"$/\1/p' "$root$kdir/include/generated/utsrelease.h")
 if [ -n "$print_kver" ]; then
 	echo "$kver"
 	exit 0
 fi
 out=${out:-$top/build/kernels/$kver}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+# make for this kernel: here, or inside the kernel's own root (not part of
+# the DKMS source, which builds only here).
+kmake() {
+	if [ -n "$root" ]; then
+		"$top/scripts/in-root.sh" "$root" --bind "$out" -- make "$@"
+	else
+		make "$@"
+	fi
+}
 src="$out/src"
 mkdir -p "$src" "$out/probes"
 # Several builds for one kernel may start at once (parallel VM runs):
@@ -87,7 +103,7 @@ hdr="$out/nbdws_probes.h"
 		rm -f "$out/probes"/*.o
 		cp "$top"/kmod/probes/*.c "$out/probes/"
 		echo "obj-m := $(printf '%s.o ' "${probes[@]}")" > "$out/probes/Kbuild"
-		make -s -k -C "$kdir" M="$out/probes" \
+		kmake -s -k -C "$kdir" M="$out/probes" \
 			$(printf '%s.o ' "${probes[@]}") >"$out/probes/log" 2>&1 || true
 		for n in "${probes[@]}"; do
 			[ -f "$out/probes/$n.o" ] &&
@@ -97,7 +113,7 @@ hdr="$out/nbdws_probes.h"
 } > "$hdr.new"
 cmp -s "$hdr.new" "$hdr" && rm -f "$hdr.new" || mv "$hdr.new" "$hdr"
 
-run=(make -C "$kdir" M="$src" NBDWS_PROBES="$hdr" "${args[@]}" modules)
+run=(kmake -C "$kdir" M="$src" NBDWS_PROBES="$hdr" "${args[@]}" modules)
 if [ -n "$log" ]; then
 	"${run[@]}" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
 else

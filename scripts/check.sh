@@ -103,9 +103,11 @@ if [ -n "$host" ]; then
 	host_check dkms-add "dkms add" bash -c "
 		make -s dkms-source DESTDIR='$dk/root' &&
 		dkms add -m nbdws -v $ver --sourcetree '$dk/root/usr/src' --dkmstree '$dk/tree'"
-	while read -r name kver; do
+	# An unpacked kernel's kbuild runs only in its root: so does its dkms
+	# (the suite's own), on the same trees.
+	while read -r name kver root; do
 		host_check "dkms-build-$name" "dkms build -k $kver" bash -c "
-			dkms build -m nbdws -v $ver -k '$kver' --sourcetree '$dk/root/usr/src' --dkmstree '$dk/tree' &&
+			scripts/in-root.sh '$root' -- dkms build -m nbdws -v $ver -k '$kver' --sourcetree '$dk/root/usr/src' --dkmstree '$dk/tree' &&
 			ls '$dk/tree/nbdws/$ver/$kver/'*/module/nbdws.ko*"
 	done < build/kernels.list
 
@@ -139,7 +141,7 @@ for k in "${kernels[@]}"; do
 done
 
 if [ -n "$vm" ]; then
-	while read -r name kver; do
+	while read -r name kver _; do
 		if [ ${#kernels[@]} -gt 0 ]; then
 			want=
 			for k in "${kernels[@]}"; do

@@ -5,8 +5,10 @@
 # Idempotent: when the packages recorded by the previous run are all still
 # installed it returns in well under a second without touching apt.
 #
-# Writes build/kernels.list: one "NAME KVER" line per target kernel of
-# selftests/vm/kernels.conf, which the build and the VM harness read.
+# Writes build/kernels.list: one "NAME KVER [ROOT]" line per target kernel
+# of selftests/vm/kernels.conf, which the build and the VM harness read.
+# ROOT only for a kernel of kind "unpack" (scripts/unpack-kernel.sh): the
+# root its files and its kbuild live in; the others are installed here.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +25,7 @@ base_pkgs=(
 	libnl-3-dev libnl-genl-3-dev libmnl-dev libkmod-dev
 	libjson-c-dev nbdkit nbd-server nbd-client qemu-utils libnbd-bin fio e2fsprogs
 	iproute2 procps openssl websockify python3-websockets clang clang-tidy libclang-rt-14-dev
-	linux-perf
+	linux-perf debootstrap
 	chromium firefox-esr fonts-dejavu-core
 )
 
@@ -60,7 +62,9 @@ if [ -s "$stamp" ] && [ -s "$list" ] && [ "$stamp" -nt "$conf" ] &&
 	mapfile -t want < "$stamp"
 	if dpkg-query -W -f='${db:Status-Abbrev}\n' "${want[@]}" 2>/dev/null |
 	   awk '$1 != "ii" { bad = 1 } END { exit bad }' &&
-	   [ "$(dpkg-query -W "${want[@]}" 2>/dev/null | wc -l)" -eq "${#want[@]}" ]; then
+	   [ "$(dpkg-query -W "${want[@]}" 2>/dev/null | wc -l)" -eq "${#want[@]}" ] &&
+	   awk 'NF >= 3 { print $3 "/.nbdws-ready" }' "$list" |
+	   xargs -r ls > /dev/null 2>&1; then
 		npm_deps
 		exit 0
 	fi
@@ -93,14 +97,16 @@ Pin-Priority: 100
 PIN
 }
 
-while read -r name suite; do
+while read -r name suite _; do
 	case "$name" in ''|'#'*) continue ;; esac
 	[ "$suite" = default ] || add_suite "$suite"
 done < "$conf"
 
 apt-get update -qq
 
-# Map a meta package of a suite to the versioned package it depends on.
+# Map a meta package of a suite to the versioned package of the same kind
+# it depends on (linux-image-amd64 -> linux-image-KVER; newer suites list
+# linux-base-amd64 first).
 resolve() {
 	local meta=$1 suite=$2 ver
 	if [ "$suite" = default ]; then
@@ -111,22 +117,32 @@ resolve() {
 	fi
 	[ -n "$ver" ] && [ "$ver" != "(none)" ] || {
 		echo "install-deps: no $meta in suite $suite" >&2; return 1; }
-	apt-cache show "$meta=$ver" |
-		sed -n 's/^Depends: \([^ ,]*\).*/\1/p' | head -n 1
+	apt-cache show "$meta=$ver" | sed -n 's/^Depends: //p' | head -n 1 |
+		tr ',' '\n' | awk -v p="${meta%-amd64}-" '
+			index($1, p) == 1 { print $1; exit }'
 }
 
-kernel_pkgs=()
-tmplist=$(mktemp "$list.XXXXXX")
-while read -r name suite; do
+kernel_pkgs=() lines=()
+while read -r name suite kind; do
 	case "$name" in ''|'#'*) continue ;; esac
 	hdr=$(resolve linux-headers-amd64 "$suite")
 	img=$(resolve linux-image-amd64 "$suite")
 	kver=${hdr#linux-headers-}
-	[ "$img" = "linux-image-$kver" ] || {
-		echo "install-deps: $name: image $img does not match $hdr" >&2
+	[ -n "$hdr" ] && [ "$img" = "linux-image-$kver" ] || {
+		echo "install-deps: $name: image '$img' does not match '$hdr'" >&2
 		exit 1; }
-	kernel_pkgs+=("$hdr" "$img")
-	echo "$name $kver" >> "$tmplist"
+	case "${kind:-install}" in
+	install)
+		kernel_pkgs+=("$hdr" "$img")
+		lines+=("$name $kver") ;;
+	unpack)
+		# Its own root, prepared below once the host's packages
+		# (debootstrap among them) are in.
+		lines+=("$name $kver unpack $suite") ;;
+	*)
+		echo "install-deps: $name: unknown kind '$kind' (install, unpack)" >&2
+		exit 1 ;;
+	esac
 done < "$conf"
 
 # No recommends: firmware and the like are of no use to a test VM. The
@@ -139,6 +155,17 @@ apt-get install -y -qq --no-install-recommends \
 command -v npm > /dev/null ||
 	apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 npm_deps
+
+tmplist=$(mktemp "$list.XXXXXX")
+for l in "${lines[@]}"; do
+	read -r name kver kind suite <<< "$l"
+	if [ "$kind" = unpack ]; then
+		root=$("$top/scripts/unpack-kernel.sh" "$suite" "$kver")
+		echo "$name $kver $root"
+	else
+		echo "$name $kver"
+	fi
+done > "$tmplist"
 
 chmod 644 "$tmplist"
 mv "$tmplist" "$list"

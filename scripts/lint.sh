@@ -49,25 +49,30 @@ grep -Eq '(ERROR|WARNING|CHECK):' "$log"
 report $(( $? == 0 )) "checkpatch --strict ($(echo "$files" | wc -w) files)" "$log"
 
 if [ -z "$only_cp" ]; then
-	while read -r name kver; do
-		kdir=/lib/modules/$kver/build
+	while read -r name kver root; do
+		# An unpacked kernel's build tree is inside its root.
+		kdir=/lib/modules/$kver/build rootarg=()
+		[ -z "$root" ] || rootarg=(--root "$root")
 		out="$lintdir/$kver"
 		# A fresh staging dir: every file is compiled, so every
 		# warning shows up.
 		rm -rf "$out"
 		log="$out/w1.log"
 		mkdir -p "$out"
-		"$top/scripts/build-module.sh" --kdir "$kdir" --out "$out" \
-			--log "$log" W=1
+		"$top/scripts/build-module.sh" --kdir "$kdir" "${rootarg[@]}" \
+			--out "$out" --log "$log" W=1
 		rc=$?
 		[ $rc = 0 ] && grep -Eq '(warning|error):' "$log" && rc=1
 		report $rc "W=1 build without warnings ($name: $kver)" "$log"
 
 		log="$out/sparse.log"
-		"$top/scripts/build-module.sh" --kdir "$kdir" --out "$out" \
-			--log "$log" W=1 C=2
+		"$top/scripts/build-module.sh" --kdir "$kdir" "${rootarg[@]}" \
+			--out "$out" --log "$log" W=1 C=2
 		rc=$?
 		[ $rc = 0 ] && grep -Eq '(warning|error):' "$log" && rc=1
+		# Kbuild only warns, in words of its own, when it finds no
+		# working sparse: then nothing was checked.
+		grep -q '^  CHECK ' "$log" || rc=1
 		report $rc "sparse clean ($name: $kver)" "$log"
 	done < "$top/build/kernels.list"
 fi

@@ -49,8 +49,9 @@ done
 "$top/scripts/install-deps.sh"
 list="$top/build/kernels.list"
 # Where the kernel, its modules and its module build tree are: Debian's
-# packages on the host, or the debug kernel in its cache.
-moddir=/lib/modules kdir= extra_append= kbuild_args=()
+# packages on the host, an unpacked kernel's root, or the debug kernel in
+# its cache.
+moddir=/lib/modules kdir= extra_append= kbuild_args=() root=
 if [ "$kernel" = debug ]; then
 	# The debug kernel (scripts/debug-kernel.sh: built once, cached).
 	# Its modules are not under the host's /lib/modules: the guest's init
@@ -70,9 +71,19 @@ if [ "$kernel" = debug ]; then
 	kbuild_args=(KCFLAGS=-g)
 else
 	# NAME or KVER; the first line of the list is the default kernel.
-	kver=$(awk -v k="$kernel" 'k == "" || $1 == k || $2 == k { print $2; exit }' "$list")
-	[ -n "$kver" ] || { echo "vm.sh: unknown kernel '$kernel' (see $list; or 'debug')" >&2; exit 2; }
-	vmlinuz=/boot/vmlinuz-$kver
+	read -r kver root < <(awk -v k="$kernel" '
+		k == "" || $1 == k || $2 == k { print $2, $3; exit }' "$list") || true
+	[ -n "${kver:-}" ] || { echo "vm.sh: unknown kernel '$kernel' (see $list; or 'debug')" >&2; exit 2; }
+	vmlinuz=$root/boot/vmlinuz-$kver
+	if [ -n "$root" ]; then
+		# An unpacked kernel (scripts/unpack-kernel.sh): its modules
+		# take the place of /lib/modules in the guest, as the debug
+		# kernel's do; its kbuild runs in its root.
+		moddir=$root/usr/lib/modules
+		extra_append=" NBDWS_MODDIR=$moddir"
+		kdir=/lib/modules/$kver/build
+		kbuild_args=(--root "$root")
+	fi
 fi
 kdir=${kdir:-$moddir/$kver/build}
 [ -r "$vmlinuz" ] || { echo "vm.sh: $vmlinuz missing" >&2; exit 1; }
