@@ -30,9 +30,10 @@ base_pkgs=(
 )
 
 mkdir -p "$out"
-# make check, make demo and the VM harness may all start this at once:
-# one at a time (apt and npm would trip over each other).
-exec 9> "$out/deps.lock"
+# make check, make demo and the VM harness may all start this at once,
+# in several checkouts: one at a time machine-wide (apt takes its locks
+# without waiting; npm would trip over itself in one tree).
+exec 9> /run/lock/nbdws-install-deps.lock
 flock 9
 
 # The browser tests and make demo drive Debian's chromium with
