@@ -163,7 +163,8 @@ struct nbdws_conn {
 	u32 reason;			/* enum nbdws_dead_reason */
 	u32 transport;			/* enum nbdws_transport */
 	struct socket *sock;
-	bool use_read_sock;
+	bool use_read_sock;		/* a read_sock that yields plaintext */
+	bool rx_softirq;		/* replies may be parsed in sk_data_ready */
 
 	void (*saved_data_ready)(struct sock *sk);
 	void (*saved_state_change)(struct sock *sk);
@@ -194,9 +195,8 @@ struct nbdws_conn {
 	struct request *rx_rq;		/* read whose payload is arriving */
 	struct bio *rx_bio;
 	struct iov_iter rx_iter;
-	u8 *preread;			/* bytes userspace read past handshake */
-	size_t preread_len;
-	size_t preread_off;
+	int rx_quota;			/* bytes this reader may still parse */
+	bool rx_deferred;		/* softirq out of budget, rx_work's turn */
 
 	struct work_struct dead_work;
 	struct nbdws_conn_stats __percpu *stats;
@@ -414,6 +414,8 @@ void nbdws_ws_got_pong(struct nbdws_conn *conn, const u8 *data, u8 len);
 /* rx.c: receive path. */
 void nbdws_rx_work(struct work_struct *work);
 bool nbdws_rx_direct(struct nbdws_conn *conn);
+int nbdws_rx_preread(struct nbdws_conn *conn, const void *buf, size_t len);
+void nbdws_rx_end(struct nbdws_conn *conn, int err);
 void nbdws_rx_pause(struct nbdws_dev *dev);
 void nbdws_rx_resume(struct nbdws_dev *dev);
 void nbdws_rx_reset(struct nbdws_conn *conn);

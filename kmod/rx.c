@@ -6,24 +6,32 @@
  * softirq with the socket not owned by a task (the common case): the
  * skbs are consumed there, so a reply costs no wakeup of a worker and no
  * context switch, much as iscsi_tcp and siw read their sockets. Otherwise
- * (the socket is owned, a RECONFIGURE is resizing the tag set, PREREAD
- * bytes are still pending, or the socket has no read_sock) sk_data_ready
+ * (the socket is owned, a RECONFIGURE is resizing the tag set, the softirq
+ * used up its budget, or the socket is not plain TCP) sk_data_ready
  * queues rx_work, which drains the socket without blocking. Either way the
  * socket lock serialises the readers, so the parser state below has one
- * owner at a time. Bytes come from a "source": the skbs handed to a read_sock
- * actor (TCP: no intermediate copy), non-blocking recvmsg (sockets without
- * read_sock, such as unix and kTLS on older kernels), or the bytes
- * userspace read past the handshake. The reply parser sees only headers;
- * read payload goes straight from the source into the request's bio pages,
- * and only after the header was matched to a request in flight on this
- * very connection with the current generation. Anything else ends the
- * connection (and only it). The WebSocket layer (ws_rx.c) is a source
- * that wraps another source.
+ * owner at a time. Every reader has a budget (rx_quota, in bytes, a reply
+ * counting as NBDWS_RX_REPLY_COST): when it runs out, the rest is left to
+ * rx_work, which requeues itself likewise, so a fast peer can keep
+ * neither a softirq nor a worker thread.
  *
- * A kTLS socket is read with recvmsg on every kernel: before 6.3 kTLS has
- * no read_sock at all (and TCP's would hand over ciphertext), and recvmsg
- * is what reports TLS records that are not application data, such as the
- * peer's close_notify alert.
+ * Bytes come from a "source": the skbs handed to a read_sock actor (TCP,
+ * and kTLS where it has read_sock of its own: no intermediate copy),
+ * non-blocking recvmsg (unix sockets, kTLS before 6.3), or, once at
+ * attach, the bytes userspace read past the handshake. The reply parser
+ * sees only headers; read payload goes straight from the source into the
+ * request's bio pages, and only after the header was matched to a request
+ * in flight on this very connection with the current generation. Anything
+ * else ends the connection (and only it). The WebSocket layer (ws_rx.c)
+ * is a source that wraps another source.
+ *
+ * kTLS hands only application data to read_sock; at any other record
+ * (an alert such as the peer's close_notify, a handshake message such as
+ * a KeyUpdate or NewSessionTicket) it stops with -EINVAL and keeps the
+ * record for recvmsg, which reports its type in a control message. The
+ * reader then takes one recvmsg pass, which ends the connection on such a
+ * record. Before 6.3 kTLS has no read_sock (TCP's would hand over
+ * ciphertext), so there recvmsg reads everything.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -42,8 +50,16 @@
 #define NBDWS_TLS_CT_DATA	23
 #define NBDWS_TLS_ALERT_CLOSE_NOTIFY	0
 
-/* Time rx_work may keep its CPU with recvmsg before it yields. */
-#define NBDWS_RX_BUDGET_JIFFIES	max(1UL, msecs_to_jiffies(2))
+/*
+ * Budgets of one pass, in bytes parsed. A reply also costs as much as a
+ * page of data: completing it is the expensive part of a small reply. In
+ * softirq a pass normally sees the one skb that just arrived; the budget
+ * bounds a backlog (an skb train, WebSocket control frames). rx_work
+ * yields its CPU after its budget and requeues itself.
+ */
+#define NBDWS_RX_REPLY_COST	PAGE_SIZE
+#define NBDWS_RX_SOFTIRQ_QUOTA	(256 * 1024)
+#define NBDWS_RX_WORK_QUOTA	(1024 * 1024)
 
 struct nbdws_skb_src {
 	struct nbdws_rx_src src;
@@ -105,8 +121,6 @@ static int nbdws_skb_pull_ws(struct nbdws_rx_src *src, struct iov_iter *to,
 struct nbdws_sock_src {
 	struct nbdws_rx_src src;
 	struct nbdws_conn *conn;
-	unsigned long deadline;
-	bool yielded;
 };
 
 struct nbdws_peek {
@@ -156,10 +170,6 @@ static int nbdws_sock_pull(struct nbdws_rx_src *src, struct iov_iter *to)
 	struct cmsghdr *cm = (struct cmsghdr *)cbuf;
 	int ret;
 
-	if (time_after(jiffies, s->deadline)) {
-		s->yielded = true;
-		return 0;
-	}
 	msg.msg_iter = *to;
 	if (s->conn->ktls) {
 		msg.msg_control = cbuf;
@@ -180,20 +190,21 @@ static int nbdws_sock_pull(struct nbdws_rx_src *src, struct iov_iter *to)
 
 struct nbdws_buf_src {
 	struct nbdws_rx_src src;
-	struct nbdws_conn *conn;
+	const u8 *buf;
+	size_t len;
 };
 
-static int nbdws_preread_pull(struct nbdws_rx_src *src, struct iov_iter *to)
+static int nbdws_buf_pull(struct nbdws_rx_src *src, struct iov_iter *to)
 {
-	struct nbdws_conn *c = container_of(src, struct nbdws_buf_src,
-					    src)->conn;
-	size_t n = min(c->preread_len - c->preread_off, iov_iter_count(to));
+	struct nbdws_buf_src *s = container_of(src, struct nbdws_buf_src, src);
+	size_t n = min(s->len, iov_iter_count(to));
 
 	if (!n)
 		return 0;
-	if (copy_to_iter(c->preread + c->preread_off, n, to) != n)
+	if (copy_to_iter(s->buf, n, to) != n)
 		return -EFAULT;
-	c->preread_off += n;
+	s->buf += n;
+	s->len -= n;
 	return n;
 }
 
@@ -203,6 +214,7 @@ static void nbdws_rx_done(struct nbdws_conn *conn, struct request *rq)
 	struct nbdws_req *cmd = nbdws_rq_cmd(rq);
 
 	nbdws_stats_replied(conn, rq);
+	conn->rx_quota -= NBDWS_RX_REPLY_COST;
 	if (atomic_fetch_or(NBDWS_CMD_REPLIED, &cmd->state) & NBDWS_CMD_TX_DONE)
 		nbdws_cmd_complete(rq);
 }
@@ -310,7 +322,10 @@ static int nbdws_rx_payload(struct nbdws_conn *conn, struct nbdws_rx_src *src)
 	return n ? n : 1;
 }
 
-/* Consume what @src has. Returns 0 when it is drained, or -errno. */
+/*
+ * Consume what @src has, within conn->rx_quota. Returns 0 when @src is
+ * drained or the quota is used up (the caller tells which), or -errno.
+ */
 static int nbdws_rx_parse(struct nbdws_conn *conn, struct nbdws_rx_src *src)
 {
 	int ret;
@@ -320,8 +335,10 @@ static int nbdws_rx_parse(struct nbdws_conn *conn, struct nbdws_rx_src *src)
 			ret = nbdws_rx_payload(conn, src);
 		else
 			ret = nbdws_rx_header(conn, src);
-	} while (ret > 0);
-	return ret;
+		if (ret > 0)
+			conn->rx_quota -= ret;
+	} while (ret > 0 && conn->rx_quota > 0);
+	return min(ret, 0);
 }
 
 /* Same, through the WebSocket layer when the connection has one. */
@@ -348,16 +365,26 @@ static int nbdws_rx_actor(read_descriptor_t *desc, struct sk_buff *skb,
 	};
 	int ret;
 
+	/* The quota ran out: read_sock may offer the rest of an skb. */
+	if (!desc->count)
+		return 0;
 	ret = nbdws_rx_feed(conn, &s.src);
 	if (ret < 0) {
 		desc->error = ret;
 		desc->count = 0;
 		return ret;
 	}
+	if (conn->rx_quota <= 0)
+		desc->count = 0;
 	return len - s.len;
 }
 
-/* Drain a TCP socket through the read_sock actor; the caller holds it. */
+/*
+ * Drain a socket through the read_sock actor, within conn->rx_quota; the
+ * caller holds the socket. Returns 0 when the socket is drained or the
+ * quota used up, -EINVAL when kTLS holds a record that is not data, or
+ * another -errno that ends the connection.
+ */
 static int nbdws_rx_read_sock(struct nbdws_conn *conn)
 {
 	struct socket *sock = conn->sock;
@@ -368,10 +395,19 @@ static int nbdws_rx_read_sock(struct nbdws_conn *conn)
 	};
 	int ret;
 
-	ret = sock->ops->read_sock(sk, &desc, nbdws_rx_actor);
+	/*
+	 * kTLS returns the data before a record that is not data: ask
+	 * again, to hear of that record now rather than at the next
+	 * sk_data_ready, which may not come.
+	 */
+	do {
+		ret = sock->ops->read_sock(sk, &desc, nbdws_rx_actor);
+	} while (ret > 0 && desc.count && conn->ktls);
 	if (desc.error)
 		return desc.error;
-	if (ret < 0)
+	if (!desc.count)
+		return 0;
+	if (ret < 0 && ret != -EAGAIN)
 		return ret;
 	if (READ_ONCE(sk->sk_err))
 		return sock_error(sk) ?: -EIO;
@@ -381,17 +417,42 @@ static int nbdws_rx_read_sock(struct nbdws_conn *conn)
 	return 0;
 }
 
-/* Feed the bytes userspace read past the handshake, if any are left. */
-static int nbdws_rx_preread(struct nbdws_conn *conn)
+/* Parse by recvmsg, within conn->rx_quota; the socket is not held. */
+static int nbdws_rx_recvmsg(struct nbdws_conn *conn)
 {
-	struct nbdws_buf_src s = {
-		.src.pull = nbdws_preread_pull,
+	struct nbdws_sock_src s = {
+		.src.pull = nbdws_sock_pull,
 		.conn = conn,
 	};
 
-	if (conn->preread_off == conn->preread_len)
-		return 0;
 	return nbdws_rx_feed(conn, &s.src);
+}
+
+/*
+ * Parse the @len bytes at @buf that userspace read past the handshake, as
+ * if they had come first from the socket. Called at attach, before the
+ * socket's callbacks are installed, so nothing reads the socket yet. No
+ * request was sent on the socket when they were read: a complete reply
+ * in them is a protocol violation, but a partial one, WebSocket control
+ * frames (a ping is answered once the connection is live) or a close
+ * frame are not. Returns 0, or the -errno that ends the connection.
+ */
+int nbdws_rx_preread(struct nbdws_conn *conn, const void *buf, size_t len)
+{
+	struct nbdws_buf_src s = {
+		.src.pull = nbdws_buf_pull,
+		.buf = buf,
+		.len = len,
+	};
+	int ret;
+
+	if (!len)
+		return 0;
+	conn->rx_quota = INT_MAX;
+	down_read(&conn->dev->tags_rwsem);
+	ret = nbdws_rx_feed(conn, &s.src);
+	up_read(&conn->dev->tags_rwsem);
+	return ret;
 }
 
 static u32 nbdws_rx_reason(int err)
@@ -406,7 +467,8 @@ static u32 nbdws_rx_reason(int err)
 	}
 }
 
-static void nbdws_rx_end(struct nbdws_conn *conn, int err)
+/* Declare @conn dead for the receive error @err, or the WebSocket end. */
+void nbdws_rx_end(struct nbdws_conn *conn, int err)
 {
 	nbdws_conn_mark_dead(conn, conn->ws.end_reason ?:
 				   nbdws_rx_reason(err));
@@ -422,28 +484,34 @@ static void nbdws_rx_end(struct nbdws_conn *conn, int err)
  * blk_mq_complete_request(), and queue_work() for the sender (pong) and
  * the teardown. In process context (backlog processing in release_sock)
  * the task that owned the socket may be a sender inside queue_rq: not a
- * place to complete requests from, so rx_work takes it.
+ * place to complete requests from, so rx_work takes it. A softirq pass
+ * that used up its budget leaves the socket to rx_work until rx_work has
+ * had a pass of its own.
  */
 bool nbdws_rx_direct(struct nbdws_conn *conn)
 {
 	struct sock *sk = conn->sock->sk;
-	bool done = false;
 	int ret;
 
-	if (!conn->use_read_sock || !in_serving_softirq() ||
-	    sock_owned_by_user_nocheck(sk))
+	if (!conn->rx_softirq || !in_serving_softirq() ||
+	    sock_owned_by_user_nocheck(sk) || conn->rx_deferred)
 		return false;
 	rcu_read_lock();
 	/* Pairs with the synchronize_rcu() in nbdws_rx_pause(). */
-	if (!READ_ONCE(conn->dev->rx_paused) &&
-	    conn->preread_off == conn->preread_len) {
-		ret = nbdws_rx_read_sock(conn);
-		if (ret < 0)
-			nbdws_rx_end(conn, ret);
-		done = true;
+	if (READ_ONCE(conn->dev->rx_paused)) {
+		rcu_read_unlock();
+		return false;
 	}
+	conn->rx_quota = NBDWS_RX_SOFTIRQ_QUOTA;
+	ret = nbdws_rx_read_sock(conn);
 	rcu_read_unlock();
-	return done;
+	if (ret < 0) {
+		nbdws_rx_end(conn, ret);
+		return true;
+	}
+	/* Out of budget: the rest goes to rx_work, queued by our caller. */
+	conn->rx_deferred = conn->rx_quota <= 0;
+	return !conn->rx_deferred;
 }
 
 /*
@@ -466,34 +534,43 @@ void nbdws_rx_work(struct work_struct *work)
 {
 	struct nbdws_conn *conn = container_of(work, struct nbdws_conn,
 					       rx_work);
+	struct sock *sk;
+	bool more;
 	int ret;
 
 	if (nbdws_conn_dead(conn))
 		return;
+	sk = conn->sock->sk;
 
 	down_read(&conn->dev->tags_rwsem);
 	if (conn->use_read_sock) {
-		lock_sock(conn->sock->sk);
-		ret = nbdws_rx_preread(conn);
-		if (!ret)
-			ret = nbdws_rx_read_sock(conn);
-		release_sock(conn->sock->sk);
-	} else {
-		struct nbdws_sock_src s = {
-			.src.pull = nbdws_sock_pull,
-			.conn = conn,
-			.deadline = jiffies + NBDWS_RX_BUDGET_JIFFIES,
-		};
+		/* The softirq parser, too, uses these under the lock. */
+		lock_sock(sk);
+		conn->rx_deferred = false;
+		conn->rx_quota = NBDWS_RX_WORK_QUOTA;
+		ret = nbdws_rx_read_sock(conn);
+		more = conn->rx_quota <= 0;
+		release_sock(sk);
+		/*
+		 * kTLS keeps a record that is not data for recvmsg. Should
+		 * recvmsg find data instead, read_sock resumes next time.
+		 */
+		if (ret == -EINVAL && conn->ktls) {
+			int quota = conn->rx_quota;
 
-		ret = nbdws_rx_preread(conn);
-		if (!ret)
-			ret = nbdws_rx_feed(conn, &s.src);
-		if (!ret && s.yielded)
-			queue_work(nbdws_wq, &conn->rx_work);
+			ret = nbdws_rx_recvmsg(conn);
+			more = conn->rx_quota != quota;
+		}
+	} else {
+		conn->rx_quota = NBDWS_RX_WORK_QUOTA;
+		ret = nbdws_rx_recvmsg(conn);
+		more = conn->rx_quota <= 0;
 	}
 	up_read(&conn->dev->tags_rwsem);
 	if (ret < 0)
 		nbdws_rx_end(conn, ret);
+	else if (more)
+		queue_work(nbdws_wq, &conn->rx_work);
 }
 
 /* Forget any partial reply: the connection is quiesced or new. */
@@ -502,4 +579,5 @@ void nbdws_rx_reset(struct nbdws_conn *conn)
 	nbd_reply_parser_init(&conn->parser);
 	conn->rx_rq = NULL;
 	conn->rx_bio = NULL;
+	conn->rx_deferred = false;
 }

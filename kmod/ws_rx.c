@@ -74,6 +74,7 @@ static int nbdws_ws_step(struct nbdws_ws_src *w)
 		n = w->inner->pull(w->inner, &it);
 		if (n <= 0)
 			return n;
+		conn->rx_quota -= n;
 	}
 	ws_dec_parse(d, buf, n, &ev);
 	switch (ev.type) {
@@ -126,6 +127,9 @@ static int nbdws_ws_pull(struct nbdws_rx_src *src, struct iov_iter *to)
 		ret = nbdws_ws_step(w);
 		if (ret <= 0)
 			return ret;
+		/* Control frames count against the reader's budget too. */
+		if (w->conn->rx_quota <= 0)
+			return 0;
 	}
 }
 
