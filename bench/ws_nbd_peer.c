@@ -8,6 +8,7 @@
  *               [--plain HOST:PORT] [--ws HOST:PORT]
  *               [--wss HOST:PORT --cert PEM --key PEM]
  *               [--dial HOST:PORT --count N] [--control FIFO] [--path /P]
+ *               [--tls-record KIND@OFFSET]
  *
  * --plain    NBD on TCP (the baseline; nbdctl connect nbd://)
  * --ws       WebSocket server: the kernel dials us (ws-client role)
@@ -25,6 +26,14 @@
  *            nbd-proxy stand-in): over TLS the peer is a client that asks
  *            for kernel TLS like our server side does, and does not verify
  *            the certificate (a bench, on loopback).
+ *
+ * --tls-record  (selftests) on a connection where kernel TLS runs our side,
+ *            send one TLS record that is not application data right after
+ *            reading the first read request at byte OFFSET, and leave that
+ *            request unanswered: KIND is "alert" (fatal unexpected_message),
+ *            "close" (close_notify) or "keyupdate" (a TLS 1.3 KeyUpdate
+ *            message in a handshake record, whatever the version). The
+ *            kernel client must end the connection on it.
  *
  * Backends: memory (one malloc'd buffer; reads copy from it, writes land
  * in it) or null (reads return zeros, writes are dropped). Both advertise
@@ -51,6 +60,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include <linux/tls.h>
 
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -85,6 +96,11 @@ static struct {
 	SSL_CTX *tls;
 	SSL_CTX *tls_client;	/* wss:// dials, made on first use */
 	const char *path;
+	/* --tls-record: content type (0: none), body, and at which offset. */
+	u8 rec_type;
+	u8 rec_body[5];
+	size_t rec_len;
+	u64 rec_at;
 } cfg = { .size = 1ULL << 30, .path = "/" };
 
 struct conn {
@@ -99,6 +115,7 @@ struct conn {
 	size_t scratch_len;
 	u8 keys[KEY_POOL];	/* unused masking keys: keys[KEY_POOL - keys_left..] */
 	size_t keys_left;
+	bool rec_sent;		/* --tls-record done */
 };
 
 static void die(const char *what)
@@ -406,6 +423,35 @@ static int reply(struct conn *c, u32 error, u64 cookie, const void *data,
 	return send_msg(c, WS_OP_BINARY, iov, len ? 2 : 1);
 }
 
+/* --tls-record: one record of cfg.rec_type, through kernel TLS. */
+static int send_tls_record(struct conn *c)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(u8))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { cfg.rec_body, cfg.rec_len };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+	};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+
+	if (c->ssl) {
+		fprintf(stderr, "ws_nbd_peer: --tls-record needs kernel TLS\n");
+		return -EPROTO;
+	}
+	cm->cmsg_level = SOL_TLS;
+	cm->cmsg_type = TLS_SET_RECORD_TYPE;
+	cm->cmsg_len = CMSG_LEN(sizeof(u8));
+	*CMSG_DATA(cm) = cfg.rec_type;
+	if (sendmsg(c->fd, &msg, 0) != (ssize_t)cfg.rec_len)
+		return -errno;
+	fprintf(stderr, "ws_nbd_peer: sent a TLS record of type %u\n",
+		cfg.rec_type);
+	return 0;
+}
+
 /* Serve requests until DISC or the end of the connection. */
 static int transmission(struct conn *c)
 {
@@ -422,6 +468,16 @@ static int transmission(struct conn *c)
 			return rc == -ECONNRESET ? 0 : rc;
 		if (get_be32(req) != NBDP_REQUEST_MAGIC)
 			return -EPROTO;
+		if (cfg.rec_type && !c->rec_sent &&
+		    get_be16(req + 6) == NBDP_CMD_READ &&
+		    get_be64(req + 16) == cfg.rec_at) {
+			c->rec_sent = true;
+			rc = send_tls_record(c);
+			if (rc)
+				return rc;
+			/* The request stays unanswered; the kernel ends it. */
+			continue;
+		}
 		type = get_be16(req + 6);
 		cookie = get_be64(req + 8);
 		off = get_be64(req + 16);
@@ -926,6 +982,35 @@ static void tls_client_setup(void)
 	pthread_mutex_unlock(&lock);
 }
 
+/* --tls-record KIND@OFFSET */
+static void parse_tls_record(const char *arg)
+{
+	static const struct {
+		const char *kind;
+		u8 type, len, body[5];
+	} kinds[] = {
+		/* fatal unexpected_message; warning close_notify */
+		{ "alert", 21, 2, { 2, 10 } },
+		{ "close", 21, 2, { 1, 0 } },
+		/* KeyUpdate (24), length 1, update_not_requested (RFC 8446 4.6.3) */
+		{ "keyupdate", 22, 5, { 24, 0, 0, 1, 0 } },
+	};
+	const char *at = strchr(arg, '@');
+	size_t i;
+
+	for (i = 0; at && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (strlen(kinds[i].kind) != (size_t)(at - arg) ||
+		    strncmp(arg, kinds[i].kind, (size_t)(at - arg)) != 0)
+			continue;
+		cfg.rec_type = kinds[i].type;
+		cfg.rec_len = kinds[i].len;
+		memcpy(cfg.rec_body, kinds[i].body, kinds[i].len);
+		cfg.rec_at = strtoull(at + 1, NULL, 10);
+		return;
+	}
+	die("--tls-record wants alert@OFFSET, close@OFFSET or keyupdate@OFFSET");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -934,7 +1019,7 @@ int main(int argc, char **argv)
 		{ "wss", 1, NULL, 'W' }, { "cert", 1, NULL, 'c' },
 		{ "key", 1, NULL, 'k' }, { "dial", 1, NULL, 'd' },
 		{ "count", 1, NULL, 'n' }, { "path", 1, NULL, 'P' },
-		{ "control", 1, NULL, 'C' },
+		{ "control", 1, NULL, 'C' }, { "tls-record", 1, NULL, 'R' },
 		{ NULL, 0, NULL, 0 }
 	};
 	char *plain = NULL, *ws = NULL, *wss = NULL, *dial = NULL, *control = NULL;
@@ -955,6 +1040,7 @@ int main(int argc, char **argv)
 		case 'n': count = atoi(optarg); break;
 		case 'P': cfg.path = optarg; break;
 		case 'C': control = optarg; break;
+		case 'R': parse_tls_record(optarg); break;
 		default: die("bad option (see the comment at the top of ws_nbd_peer.c)");
 		}
 	}
