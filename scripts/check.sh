@@ -14,7 +14,13 @@
 #      a VM)
 # and ends with one line: "N passed, N failed[, N skipped]".
 #
-#   check.sh [--kernel NAME]... [--test NAME]... [--no-vm] [--vm-only]
+#   check.sh [--kernel NAME]... [--test NAME]... [--no-vm] [--vm-only] [--soak]
+#
+# --soak runs the soak selftest (selftests/nbdws/soak.sh) long: 1000
+# connect/disconnect cycles instead of make check's short run. Its limit
+# follows: the soak's limit in the guest becomes NBDWS_SOAK_TIMEOUT
+# (default 5400 s, not the 900 s of every test) and the VM's grows by as
+# much.
 #
 # --kernel debug (make check-debug) adds the debug kernel to the VM runs
 # (scripts/debug-kernel.sh builds it once): KASAN, lockdep, UBSAN and debug
@@ -30,14 +36,15 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
-kernels=() tests=() vm=1 host=1
+kernels=() tests=() vm=1 host=1 soak=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel) kernels+=("$2"); shift 2 ;;
 	--test) tests+=("$2"); shift 2 ;;
 	--no-vm) vm=; shift ;;
 	--vm-only) host=; shift ;;
-	*) echo "usage: check.sh [--kernel NAME]... [--test NAME]... [--no-vm] [--vm-only]" >&2
+	--soak) soak=long; shift ;;
+	*) echo "usage: check.sh [--kernel NAME]... [--test NAME]... [--no-vm] [--vm-only] [--soak]" >&2
 	   exit 2 ;;
 	esac
 done
@@ -151,6 +158,11 @@ if [ -n "$vm" ]; then
 		fi
 		scale=1
 		[ "$name" = debug ] && scale=${NBDWS_DEBUG_TIMEOUT_SCALE:-4}
+		vm_limit=2400 soak_limit=
+		if [ -n "$soak" ]; then
+			soak_limit=${NBDWS_SOAK_TIMEOUT:-5400}
+			vm_limit=$((vm_limit + soak_limit))
+		fi
 		step "VM selftests on $kver"
 		out="$top/build/vm/$kver"
 		mkdir -p "$out" "$res/$kver"
@@ -160,10 +172,11 @@ if [ -n "$vm" ]; then
 export NBDWS_TOP='$top' NBDWS_KVER='$kver' NBDWS_OUT='$out'
 export NBDWS_KO='$top/build/kernels/$kver/src/nbdws.ko'
 export NBDWS_TESTS='${tests[*]}' NBDWS_TIMEOUT_SCALE=$scale
+export NBDWS_SOAK='$soak' NBDWS_SOAK_TIMEOUT='$soak_limit'
 exec bash '$top/selftests/vm/guest-run.sh'
 JOB
 		t0=$SECONDS
-		scripts/vm.sh --kernel "$name" --job "$job" --timeout $((2400 * scale))
+		scripts/vm.sh --kernel "$name" --job "$job" --timeout $((vm_limit * scale))
 		vmrc=$?
 		echo "    VM run took $((SECONDS - t0)) s"
 		# Which AES the guest kernel's TLS ran (selftests/vm/crypto.sh).

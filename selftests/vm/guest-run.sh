@@ -12,7 +12,9 @@
 # NBDWS_TEST_TIMEOUT (seconds per test, default 900) and
 # NBDWS_TIMEOUT_SCALE (integer, default 1: the debug kernel is several
 # times slower; the per-test limit is multiplied by it and the tests see
-# it too, see Documentation/testing.md).
+# it too, see Documentation/testing.md), NBDWS_SOAK (long: the soak
+# selftest's long run, which NBDWS_SOAK_TIMEOUT then bounds instead of
+# NBDWS_TEST_TIMEOUT).
 #
 # On a kernel with kmemleak (the debug kernel) the suspects of boot are
 # cleared before the module loads, and after the suite and the unload two
@@ -92,7 +94,10 @@ for t in build/selftests/* selftests/nbdws/*.sh; do
 		continue
 	fi
 	echo "nbdws-vm: running $name"
-	timeout -k 10 $(( ${NBDWS_TEST_TIMEOUT:-900} * scale )) "$t" > "$res/$name.tap" 2>&1
+	limit=${NBDWS_TEST_TIMEOUT:-900}
+	[ "$name" = soak ] && [ -n "${NBDWS_SOAK_TIMEOUT:-}" ] &&
+		limit=$NBDWS_SOAK_TIMEOUT
+	timeout -k 10 $(( limit * scale )) "$t" > "$res/$name.tap" 2>&1
 	echo $? > "$res/$name.rc"
 done
 
