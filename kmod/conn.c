@@ -2,7 +2,7 @@
 /*
  * nbdws: connection life cycle.
  *
- * A connection slot is alive from nbdws_conn_attach() until something
+ * A connection slot is alive from nbdws_conn_start() until something
  * declares it dead (receive error or EOF, send error, request timeout,
  * protocol violation, DISCONNECT). Declaring death is cheap and may happen
  * in any context; the teardown runs in dead_work: restore the socket's
@@ -279,8 +279,8 @@ static void nbdws_sock_unclaim(struct sock *sk)
 
 /*
  * First half of giving the (dead, quiesced, socketless) slot @conn the
- * socket in @p: everything that can fail, so that RECONFIGURE can prepare
- * all its connections before it changes anything. Undone by
+ * socket in @p: everything that can fail, so that CONNECT and RECONFIGURE
+ * can prepare all their connections before they change anything. Undone by
  * nbdws_conn_unprepare(); nbdws_conn_start() completes it.
  */
 int nbdws_conn_prepare(struct nbdws_conn *conn,
@@ -367,17 +367,6 @@ void nbdws_conn_start(struct nbdws_conn *conn,
 		queue_work(nbdws_wq, &conn->tx_work);
 	/* Data (or EOF) may have arrived before the callbacks were set. */
 	queue_work(nbdws_wq, &conn->rx_work);
-}
-
-/* Both halves at once; on success the slot owns the socket reference. */
-int nbdws_conn_attach(struct nbdws_conn *conn,
-		      const struct nbdws_conn_params *p)
-{
-	int ret = nbdws_conn_prepare(conn, p);
-
-	if (!ret)
-		nbdws_conn_start(conn, p);
-	return ret;
 }
 
 /* Declare @conn dead; safe in any context, only the first call counts. */

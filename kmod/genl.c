@@ -320,6 +320,43 @@ static int nbdws_nl_check_admin(struct sk_buff *skb, struct genl_info *info)
 }
 
 /*
+ * Everything that can fail in attaching @n sockets to the first @n slots
+ * of @dev, for all of them before any starts: a CONNECT that fails leaves
+ * every socket as it came (not shut down) and sends no event.
+ */
+static int nbdws_nl_prepare_conns(struct genl_info *info,
+				  struct nbdws_dev *dev,
+				  struct nbdws_nl_conn *nc, unsigned int n)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		ret = nbdws_conn_prepare(dev->conns[i], &nc[i].p);
+		if (ret) {
+			NL_SET_ERR_MSG_ATTR(info->extack, nc[i].attr,
+					    "cannot attach the socket");
+			while (i--)
+				nbdws_conn_unprepare(dev->conns[i], &nc[i].p);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* Second half: the prepared slots go live and own their sockets. */
+static void nbdws_nl_start_conns(struct nbdws_dev *dev,
+				 struct nbdws_nl_conn *nc, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		nbdws_conn_start(dev->conns[i], &nc[i].p);
+		nc[i].p.sock = NULL;
+	}
+}
+
+/*
  * CONNECT asked for the index of an existing device: only a device kept
  * after DISCONNECT (NBDWS_CF_KEEP_DEVICE) is free to serve a new export.
  */
@@ -328,7 +365,6 @@ static int nbdws_nl_connect_kept(struct genl_info *info, struct nbdws_dev *dev,
 				 struct nbdws_nl_conn *nc, unsigned int n)
 {
 	struct netlink_ext_ack *extack = info->extack;
-	unsigned int i;
 	int ret;
 
 	NL_SET_BAD_ATTR(extack, info->attrs[NBDWS_A_INDEX]);
@@ -341,16 +377,12 @@ static int nbdws_nl_connect_kept(struct genl_info *info, struct nbdws_dev *dev,
 	ret = nbdws_dev_reuse(dev, cfg, extack);
 	if (ret)
 		return ret;
-	for (i = 0; i < n; i++) {
-		ret = nbdws_conn_attach(dev->conns[i], &nc[i].p);
-		if (ret) {
-			NL_SET_ERR_MSG_ATTR(extack, nc[i].attr,
-					    "cannot attach the socket");
-			nbdws_dev_reuse_abort(dev);
-			return ret;
-		}
-		nc[i].p.sock = NULL;	/* owned by the connection now */
+	ret = nbdws_nl_prepare_conns(info, dev, nc, n);
+	if (ret) {
+		nbdws_dev_reuse_abort(dev);
+		return ret;
 	}
+	nbdws_nl_start_conns(dev, nc, n);
 	nbdws_dev_restart(dev);
 	return 0;
 }
@@ -433,12 +465,10 @@ static int nbdws_nl_connect(struct sk_buff *skb, struct genl_info *info)
 			}
 			goto out_free;
 		}
-		for (i = 0; i < n; i++) {
-			ret = nbdws_conn_attach(dev->conns[i], &nc[i].p);
-			if (ret)
-				goto out_destroy;
-			nc[i].p.sock = NULL;	/* owned by the connection now */
-		}
+		ret = nbdws_nl_prepare_conns(info, dev, nc, n);
+		if (ret)
+			goto out_destroy;
+		nbdws_nl_start_conns(dev, nc, n);
 		ret = nbdws_dev_start(dev);
 		if (ret) {
 			NL_SET_ERR_MSG(extack, "cannot add the disk");

@@ -330,8 +330,6 @@ void nbdws_conn_unprepare(struct nbdws_conn *conn,
 			  const struct nbdws_conn_params *p);
 void nbdws_conn_start(struct nbdws_conn *conn,
 		      const struct nbdws_conn_params *p);
-int nbdws_conn_attach(struct nbdws_conn *conn,
-		      const struct nbdws_conn_params *p);
 void nbdws_conn_mark_dead(struct nbdws_conn *conn, u32 reason);
 void nbdws_conn_quiesce(struct nbdws_conn *conn);
 void nbdws_conn_release_sock(struct nbdws_conn *conn);

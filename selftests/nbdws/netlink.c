@@ -1230,6 +1230,200 @@ TEST_F_TIMEOUT(reject, connect_same_fd_racing, 180)
 	munmap(r, sizeof(*r));
 }
 
+/*
+ * A CONNECT with two sockets (A) racing a CONNECT that wants A's second
+ * one (B), released together. When B claims that socket after A passed
+ * the fd checks and before A attached it, A fails with the first socket
+ * taken already: it must then leave that one as it came (not shut down)
+ * and raise no event, as any refused command does.
+ */
+struct claim_race {
+	struct nbdws_connect_args a[2];
+	uint32_t want;			/* the index A asks for */
+	int go, go_w;			/* pipe: EOF on go means go */
+	int ret[2];
+	uint32_t index[2];
+	char extack[2][256];
+};
+
+struct claim_child_arg {
+	struct claim_race *r;
+	int who;
+};
+
+static int claim_child(void *p)
+{
+	struct claim_child_arg *c = p;
+	struct claim_race *r = c->r;
+	struct nbdws_reply_index ri = { 0 };
+	char *buf = calloc(1, 8192);
+	struct nlmsghdr *nlh;
+	struct nl nl;
+	char b;
+
+	close(r->go_w);		/* or EOF never comes */
+	if (!buf || nl_open(&nl))
+		return 250;
+	nlh = nl_cmd(&nl, buf, NBDWS_CMD_CONNECT);
+	nbdws_put_connect_attrs(nlh, &r->a[c->who]);
+	if (!c->who)
+		mnl_attr_put_u32(nlh, NBDWS_A_INDEX, r->want);
+	if (read(r->go, &b, 1) < 0)
+		return 251;
+	r->ret[c->who] = nl_transact(&nl, nlh, nbdws_index_cb, &ri);
+	r->index[c->who] = ri.index;
+	snprintf(r->extack[c->who], sizeof(r->extack[0]), "%s", nl.extack);
+	nl_close(&nl);
+	free(buf);
+	return 0;
+}
+
+/* Read every event that comes within @ms (into ev->events_seen). */
+static void drain_events(struct nl *ev, int ms)
+{
+	ev->events_seen[0] = 0;
+	nl_wait_event(ev, ~0U, ~0U, ms, NULL);
+}
+
+#define CLAIM_ROUNDS	40
+#define CLAIM_HITS	3
+#define CLAIM_INDEX	4000
+
+/*
+ * Rounds of the race until A lost its second socket CLAIM_HITS times.
+ * With @kept, A connects a kept device (the relay's hold and re-attach),
+ * else it creates one. The race is not ours to steer: should B never win
+ * in time, the test says so and skips.
+ */
+static void claim_race_rounds(struct __test_metadata *_metadata,
+			      struct nl *nl, bool kept)
+{
+	struct ts_server *srv = calloc(1, sizeof(*srv));
+	struct claim_race *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct claim_child_arg ca[2] = { { r, 0 }, { r, 1 } };
+	int round, k, res, p[2], s1, s2, hits = 0;
+	struct nbdws_connect_args keep;
+	uint32_t kept_index;
+	struct nl ev;
+	pid_t pid[2];
+	char b;
+
+	ASSERT_NE(MAP_FAILED, r);
+	ASSERT_NE(NULL, srv);
+	ASSERT_EQ(0, nl_open_events(&ev));
+	/* The scripted server serves TS_MAX_CONNS sockets: one per round. */
+	ASSERT_EQ(0, ts_init(srv, IMG_SIZE, IMG_SEED));
+	if (kept) {
+		/* Two slots, kept empty after DISCONNECT. */
+		nbdws_connect_defaults(&keep, IMG_SIZE);
+		keep.client_flags = NBDWS_CF_KEEP_DEVICE;
+		keep.nfds = 2;
+		keep.fds[0] = served_fd(srv);
+		keep.fds[1] = served_fd(srv);
+		ASSERT_LE(0, keep.fds[0]);
+		ASSERT_LE(0, keep.fds[1]);
+		ASSERT_EQ(0, nbdws_connect(nl, &keep, &kept_index))
+			TH_LOG("CONNECT: %s", nl->extack);
+		ASSERT_EQ(0, nbdws_disconnect(nl, kept_index));
+		close(keep.fds[0]);
+		close(keep.fds[1]);
+	}
+
+	for (round = 0; round < CLAIM_ROUNDS && hits < CLAIM_HITS; round++) {
+		if (round) {
+			ts_stop(srv);
+			ASSERT_EQ(0, ts_init(srv, IMG_SIZE, IMG_SEED));
+		}
+		s1 = served_fd(srv);
+		s2 = served_fd(srv);
+		ASSERT_LE(0, s1);
+		ASSERT_LE(0, s2);
+		ASSERT_EQ(0, pipe(p));
+		memset(r, 0, sizeof(*r));
+		nbdws_connect_defaults(&r->a[0], IMG_SIZE);
+		r->a[0].nfds = 2;
+		r->a[0].fds[0] = s1;
+		r->a[0].fds[1] = s2;
+		nbdws_connect_defaults(&r->a[1], IMG_SIZE);
+		r->a[1].nfds = 1;
+		r->a[1].fds[0] = s2;
+		if (kept)
+			r->a[0].client_flags = NBDWS_CF_KEEP_DEVICE;
+		r->want = kept ? kept_index : CLAIM_INDEX;
+		r->go = p[0];
+		r->go_w = p[1];
+		drain_events(&ev, 100);
+		for (k = 0; k < 2; k++) {
+			r->ret[k] = 1;
+			pid[k] = tu_child_start(claim_child, &ca[k]);
+			ASSERT_LT(0, pid[k]);
+		}
+		tu_msleep(100);
+		close(p[1]);
+		for (k = 0; k < 2; k++) {
+			ASSERT_EQ(0, tu_child_wait(pid[k], 30000, &res));
+			ASSERT_EQ(0, res);
+		}
+		close(p[0]);
+
+		if (r->ret[0]) {
+			EXPECT_EQ(-EBUSY, r->ret[0])
+				TH_LOG("round %d: %s", round, r->extack[0]);
+			EXPECT_NE(0, r->extack[0][0]);
+			/* Lost after the fd checks, with s1 in hand: a hit. */
+			if (strstr(r->extack[0], "cannot attach"))
+				hits++;
+			/* s1 is neither shut down nor otherwise used up. */
+			errno = 0;
+			EXPECT_EQ(-1, recv(s1, &b, 1, MSG_PEEK | MSG_DONTWAIT))
+				TH_LOG("round %d: A's first socket was shut down",
+				       round);
+			EXPECT_EQ(EAGAIN, errno);
+			/* No event about A's device. */
+			EXPECT_EQ(-ETIMEDOUT,
+				  nl_wait_event(&ev, r->want,
+						NBDWS_EVENT_CONN_DEAD, 300, NULL))
+				TH_LOG("round %d: events %s", round,
+				       ev.events_seen);
+		} else if (kept) {
+			EXPECT_EQ(0, nbdws_disconnect(nl, r->want));
+		} else {
+			EXPECT_EQ(0, nbdws_teardown_dev(nl, r->index[0]));
+		}
+		if (!r->ret[1]) {
+			EXPECT_EQ(0, nbdws_teardown_dev(nl, r->index[1]));
+		} else {
+			EXPECT_EQ(-EBUSY, r->ret[1])
+				TH_LOG("round %d: %s", round, r->extack[1]);
+		}
+		close(s1);
+		close(s2);
+	}
+	if (kept) {
+		/* The second DISCONNECT of a kept device removes it. */
+		EXPECT_EQ(0, nbdws_teardown_dev(nl, kept_index));
+	}
+	ts_stop(srv);
+	free(srv);
+	nl_close(&ev);
+	munmap(r, sizeof(*r));
+	TH_LOG("%d rounds, A lost its second socket in %d", round, hits);
+	if (!hits)
+		SKIP(return, "B never took the socket between A's checks and its attach in %d rounds",
+		     round);
+}
+
+TEST_F_TIMEOUT(reject, connect_partial_claim_racing, 300)
+{
+	claim_race_rounds(_metadata, &self->nl, false);
+}
+
+TEST_F_TIMEOUT(reject, connect_kept_partial_claim_racing, 300)
+{
+	claim_race_rounds(_metadata, &self->nl, true);
+}
+
 /* ---- device indexes ------------------------------------------------------ */
 
 TEST_F_TIMEOUT(reject, unknown_index, 60)
