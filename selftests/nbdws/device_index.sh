@@ -24,11 +24,11 @@ dev=/dev/nbdws$idx
 sysdir=/sys/block/nbdws$idx
 pids=()
 . "$(dirname "$0")/lib/tap.sh"
+. "$(dirname "$0")/lib/procs.sh"
 a_mib=64
 b_mib=96
 
 cleanup() {
-	local p
 	exec 2> /dev/null
 	# A device a failed step left behind; a kept one needs a second
 	# disconnect to go away.
@@ -36,13 +36,7 @@ cleanup() {
 		[ -e "$sysdir" ] &&
 			timeout 60 "$nbdctl" disconnect "$dev" > /dev/null 2>&1
 	done
-	for p in "${pids[@]}"; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	sleep 0.2
-	for p in "${pids[@]}"; do
-		kill -KILL "$p" 2>/dev/null
-	done
+	stop_pids "${pids[@]}"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

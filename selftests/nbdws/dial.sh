@@ -22,18 +22,12 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/dial.XXXXXX")
 pids=()
 dev=
 . "$(dirname "$0")/lib/tap.sh"
+. "$(dirname "$0")/lib/procs.sh"
 
 cleanup() {
-	local p
 	exec 2> /dev/null
 	[ -n "$dev" ] && timeout 60 "$nbdctl" disconnect "$dev" > /dev/null 2>&1
-	for p in "${pids[@]}"; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	sleep 0.2
-	for p in "${pids[@]}"; do
-		kill -KILL "$p" 2>/dev/null
-	done
+	stop_pids "${pids[@]}"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

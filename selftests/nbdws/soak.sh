@@ -47,6 +47,7 @@ ko=${NBDWS_KO:-$top/build/kernels/$(uname -r)/src/nbdws.ko}
 peer_bin=$top/build/ws_nbd_peer
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/soak.XXXXXX")
 . "$(dirname "$0")/lib/tap.sh"
+. "$(dirname "$0")/lib/procs.sh"
 
 if [ "${NBDWS_SOAK:-}" = long ]; then
 	mode=long cycles=1000 rounds=3
@@ -61,18 +62,12 @@ pids=()
 note() { echo "# $*"; }
 
 cleanup() {
-	local p d
+	local d
 	exec 2> /dev/null
 	for d in /sys/block/nbdws*; do
 		[ -e "$d" ] && timeout 60 "$nbdctl" disconnect "/dev/${d##*/}" > /dev/null 2>&1
 	done
-	for p in "${pids[@]}"; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	sleep 0.2
-	for p in "${pids[@]}"; do
-		kill -KILL "$p" 2>/dev/null
-	done
+	stop_pids "${pids[@]}"
 	# The runner unloads the module after the suite: leave it loaded.
 	[ -e /sys/module/nbdws ] || insmod "$ko"
 	rm -rf "$tmp"
