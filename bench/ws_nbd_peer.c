@@ -5,12 +5,14 @@
  * kernel's transport and not two different servers.
  *
  *   ws_nbd_peer [--size BYTES] [--backend memory|null]
- *               [--plain HOST:PORT] [--ws HOST:PORT]
+ *               [--plain HOST:PORT] [--unix PATH] [--ws HOST:PORT]
  *               [--wss HOST:PORT --cert PEM --key PEM]
  *               [--dial HOST:PORT --count N] [--control FIFO] [--path /P]
  *               [--tls-record KIND@OFFSET]
  *
  * --plain    NBD on TCP (the baseline; nbdctl connect nbd://)
+ * --unix     NBD on a unix socket at PATH (nbd+unix:///?socket=PATH), made
+ *            here (a stale socket file there is replaced)
  * --ws       WebSocket server: the kernel dials us (ws-client role)
  * --wss      the same inside TLS, with kernel TLS on our side too when
  *            OpenSSL and the kernel allow it (TLS 1.2, AES-GCM), so the
@@ -59,6 +61,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <linux/tls.h>
@@ -742,6 +745,7 @@ static void *conn_thread(void *arg)
 	struct nbd_xport x = { c, xp_read, xp_write };
 	int one = 1, rc = 0;
 
+	/* Fails on a unix socket (--unix), which has no Nagle to turn off. */
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->rbuf = malloc(RBUF_SIZE);
 	if (!c->rbuf)
@@ -929,6 +933,25 @@ static void listen_on(char *spec, enum xport x, bool tls, pthread_t *t)
 		die("pthread_create failed");
 }
 
+/* --unix PATH: plain NBD on a unix stream socket. */
+static void listen_unix(const char *path, pthread_t *t)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct listener *l = calloc(1, sizeof(*l));
+
+	if (!l || strlen(path) >= sizeof(sun.sun_path))
+		die("bad --unix path");
+	memcpy(sun.sun_path, path, strlen(path));
+	unlink(path);
+	l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&sun, sizeof(sun)) ||
+	    listen(l->fd, 64))
+		die("cannot listen on the unix socket");
+	l->x = X_PLAIN;
+	if (pthread_create(t, NULL, accept_thread, l))
+		die("pthread_create failed");
+}
+
 /*
  * kTLS-friendly server context: TLS 1.2 AEAD, kTLS requested, and
  * AES-128-GCM preferred (what browsers pick first): of the suites both
@@ -1015,16 +1038,17 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "size", 1, NULL, 's' }, { "backend", 1, NULL, 'b' },
-		{ "plain", 1, NULL, 'p' }, { "ws", 1, NULL, 'w' },
+		{ "plain", 1, NULL, 'p' }, { "unix", 1, NULL, 'u' },
+		{ "ws", 1, NULL, 'w' },
 		{ "wss", 1, NULL, 'W' }, { "cert", 1, NULL, 'c' },
 		{ "key", 1, NULL, 'k' }, { "dial", 1, NULL, 'd' },
 		{ "count", 1, NULL, 'n' }, { "path", 1, NULL, 'P' },
 		{ "control", 1, NULL, 'C' }, { "tls-record", 1, NULL, 'R' },
 		{ NULL, 0, NULL, 0 }
 	};
-	char *plain = NULL, *ws = NULL, *wss = NULL, *dial = NULL, *control = NULL;
+	char *plain = NULL, *unix_path = NULL, *ws = NULL, *wss = NULL, *dial = NULL, *control = NULL;
 	const char *cert = NULL, *key = NULL;
-	pthread_t lt[4], dt[256];
+	pthread_t lt[5], dt[256];
 	int ch, count = 1, nl = 0, i;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1032,6 +1056,7 @@ int main(int argc, char **argv)
 		case 's': cfg.size = parse_size(optarg); break;
 		case 'b': cfg.null = !strcmp(optarg, "null"); break;
 		case 'p': plain = optarg; break;
+		case 'u': unix_path = optarg; break;
 		case 'w': ws = optarg; break;
 		case 'W': wss = optarg; break;
 		case 'c': cert = optarg; break;
@@ -1044,7 +1069,7 @@ int main(int argc, char **argv)
 		default: die("bad option (see the comment at the top of ws_nbd_peer.c)");
 		}
 	}
-	if (!cfg.size || count < 1 || count > 256 || !(plain || ws || wss || dial || control))
+	if (!cfg.size || count < 1 || count > 256 || !(plain || unix_path || ws || wss || dial || control))
 		die("nothing to do or bad --size/--count");
 	signal(SIGPIPE, SIG_IGN);
 	/* calloc: untouched pages read as the zero page, like nbdkit's malloc allocator. */
@@ -1057,6 +1082,8 @@ int main(int argc, char **argv)
 		tls_setup(cert, key);
 	if (plain)
 		listen_on(plain, X_PLAIN, false, &lt[nl++]);
+	if (unix_path)
+		listen_unix(unix_path, &lt[nl++]);
 	if (ws)
 		listen_on(ws, X_WS_SERVER, false, &lt[nl++]);
 	if (wss)
