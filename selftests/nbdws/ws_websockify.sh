@@ -34,23 +34,17 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/ws-websockify.XXXXXX")
 pids=()
 dev=
 . "$(dirname "$0")/lib/tap.sh"
+. "$(dirname "$0")/lib/procs.sh"
 img_mib=64
 
 cleanup() {
-	local p
 	# No job-control chatter ("Killed") in the TAP output.
 	exec 2> /dev/null
 	umount "$tmp/mnt" 2>/dev/null
 	# A device this script left behind (a failed step).
 	[ -n "${dev:-}" ] && [ -e "/sys/block/${dev#/dev/}" ] &&
 		timeout 60 "$nbdctl" disconnect "$dev" > /dev/null 2>&1
-	for p in "${pids[@]}"; do
-		kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null
-	done
-	sleep 0.2
-	for p in "${pids[@]}"; do
-		kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null
-	done
+	stop_pids "${pids[@]}"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -22,21 +22,16 @@ port=10809
 pids=()
 srv_pids=()
 . "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/procs.sh"
 
 nf_cleanup() {
-	local p d
+	local d
 	exec 2> /dev/null
 	for d in /sys/block/nbdws*; do
 		[ -e "$d" ] || continue
 		timeout 60 "$nbdctl" disconnect "/dev/${d##*/}" > /dev/null 2>&1
 	done
-	for p in "${pids[@]}" "${srv_pids[@]}"; do
-		kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null
-	done
-	sleep 0.2
-	for p in "${pids[@]}" "${srv_pids[@]}"; do
-		kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null
-	done
+	stop_pids "${pids[@]}" "${srv_pids[@]}"
 	# Deleting the namespace deletes its end of the pair, and so both.
 	ip netns del "$ns"
 	ip link del "$veth_c"

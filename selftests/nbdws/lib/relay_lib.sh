@@ -21,6 +21,7 @@ pids=()
 relay_pid=
 relay_port=
 . "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/procs.sh"
 # RELAY_TIMES=1, the older name of TAP_TIMES=1 (see tap.sh).
 TAP_TIMES=${TAP_TIMES:-${RELAY_TIMES:-}}
 
@@ -32,7 +33,7 @@ tok_all=tokALL.00112233445566778899-any
 tok_c=tokC.5555666677778888-anotherone
 
 relay_cleanup() {
-	local p d
+	local d
 	exec 2> /dev/null
 	for d in "$tmp"/mnt*; do umount "$d" 2>/dev/null; done
 	# The relay first: on SIGTERM it disconnects what it made.
@@ -43,13 +44,7 @@ relay_cleanup() {
 			sleep 0.1
 		done
 	fi
-	for p in "${pids[@]}"; do
-		kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null
-	done
-	sleep 0.2
-	for p in "${pids[@]}"; do
-		kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null
-	done
+	stop_pids "${pids[@]}"
 	# Whatever a failed step left behind.
 	for d in /sys/block/nbdws*; do
 		[ -e "$d" ] || continue
