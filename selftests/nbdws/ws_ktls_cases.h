@@ -75,110 +75,24 @@ struct burst_report {
 };
 
 FIXTURE(ktls) {
-	struct nl nl, ev;
-	struct ws_handover h;
-	uint32_t index;
-	bool connected;
-	pid_t peer;
-	char dir[256], peer_out[300];
+	struct ws_ktls_dev d;
 	struct burst_report *rep;
-	char dev[64];
 };
-
-/* Path of the bench's peer program: $NBDWS_TOP/build, else ./build. */
-static void peer_path(char *out, size_t len)
-{
-	const char *top = getenv("NBDWS_TOP");
-
-	snprintf(out, len, "%s%sbuild/ws_nbd_peer", top && *top ? top : "",
-		 top && *top ? "/" : "");
-}
 
 FIXTURE_SETUP(ktls)
 {
-	char out[2048], prog[300], cert[300], key[300], listen_at[64];
-	int fd, port, rc;
-
-	self->h.fd = -1;
+	ASSERT_EQ(0, ws_ktls_dev_open(&self->d, "ktls", IMG_SIZE, NULL))
+		TH_LOG("%s", self->d.why);
 	self->rep = mmap(NULL, sizeof(*self->rep), PROT_READ | PROT_WRITE,
 			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, self->rep);
-	ASSERT_EQ(0, nl_open(&self->nl));
-	ASSERT_EQ(0, nl_open_events(&self->ev));
-	snprintf(self->dir, sizeof(self->dir), "%s/nbdws-ktls.XXXXXX",
-		 tu_tmpdir());
-	ASSERT_NE(NULL, mkdtemp(self->dir));
-
-	rc = tu_sh(30000, out, sizeof(out), "modprobe tls");
-	ASSERT_EQ(0, rc) TH_LOG("modprobe tls: %s", out);
-	snprintf(cert, sizeof(cert), "%s/cert.pem", self->dir);
-	snprintf(key, sizeof(key), "%s/key.pem", self->dir);
-	rc = tu_sh(60000, out, sizeof(out),
-		   "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 -keyout '%s' -out '%s'",
-		   key, cert);
-	ASSERT_EQ(0, rc) TH_LOG("openssl: %s", out);
-
-	peer_path(prog, sizeof(prog));
-	port = tu_free_port();
-	ASSERT_LT(0, port);
-	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%d", port);
-	snprintf(self->peer_out, sizeof(self->peer_out), "%s/peer.out",
-		 self->dir);
-	{
-		char *argv[] = { prog, "--size", "64M", "--wss", listen_at,
-				 "--cert", cert, "--key", key, NULL };
-
-		fd = open(self->peer_out, O_WRONLY | O_CREAT | O_TRUNC |
-			  O_CLOEXEC, 0644);
-		ASSERT_LE(0, fd);
-		self->peer = tu_spawn(argv, fd);
-		close(fd);
-	}
-	ASSERT_LT(0, self->peer);
-	ASSERT_EQ(0, tu_wait_listen(port, 30000))
-		TH_LOG("%s did not listen on %s", prog, listen_at);
-
-	/* Dial as nbdctl connect --insecure wss://... would. */
-	{
-		struct ws_dial_opts o = { .insecure = true };
-		struct nbdws_err err = { { 0 } };
-		struct nbd_uri uri;
-		struct ws_conn conn;
-		char text[96];
-
-		snprintf(text, sizeof(text), "wss://%s/", listen_at);
-		ASSERT_EQ(0, nbd_uri_parse(text, &uri, &err)) TH_LOG("%s", err.msg);
-		memset(&conn, 0, sizeof(conn));
-		conn.fd = -1;
-		rc = ws_dial(&uri, &o, NBD_DIAL_GO, WS_HANDSHAKE_MS,
-			     &self->h.info, &conn, &err);
-		nbd_uri_free(&uri);
-		ASSERT_LE(0, rc) TH_LOG("ws_dial %s: %s", text, err.msg);
-		self->h.fd = conn.fd;
-		self->h.preread = conn.preread;
-		self->h.preread_len = conn.preread_len;
-		conn.preread = NULL;
-		ASSERT_TRUE(conn.ktls) TH_LOG("kTLS is not active: %s",
-					      conn.tls_desc);
-		ws_conn_free(&conn);
-	}
-	ASSERT_EQ(IMG_SIZE, self->h.info.size);
 }
 
 FIXTURE_TEARDOWN(ktls)
 {
-	if (self->connected)
-		EXPECT_EQ(0, nbdws_teardown_dev(&self->nl, self->index));
-	ws_handover_free(&self->h);
-	tu_kill_reap(self->peer);
-	nl_close(&self->ev);
-	nl_close(&self->nl);
-	if (self->dir[0]) {
-		char out[256];
-
-		tu_sh(10000, out, sizeof(out), "rm -rf '%s'", self->dir);
-	}
-	munmap(self->rep, sizeof(*self->rep));
+	EXPECT_EQ(0, ws_ktls_dev_close(&self->d));
+	if (self->rep && self->rep != MAP_FAILED)
+		munmap(self->rep, sizeof(*self->rep));
 }
 
 /* One timed operation; false (with the report filled in) if it failed. */
@@ -269,9 +183,8 @@ out:
 
 TEST_F_TIMEOUT(ktls, bursts_complete, 600)
 {
-	struct nbdws_connect_args base;
 	struct nbdws_dev_status st = { 0 };
-	struct burst_arg a = { self->dev, self->rep };
+	struct burst_arg a = { self->d.dev, self->rep };
 	struct burst_report *r = self->rep;
 	int sndbuf = KTLS_SNDBUF, res = -1, rc;
 	socklen_t sl = sizeof(sndbuf);
@@ -281,27 +194,17 @@ TEST_F_TIMEOUT(ktls, bursts_complete, 600)
 	 * Locked (SOCK_SNDBUF_LOCK): TCP will not grow it, so large
 	 * requests meet a full buffer.
 	 */
-	ASSERT_EQ(0, setsockopt(self->h.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+	ASSERT_EQ(0, setsockopt(self->d.h.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
 				sizeof(sndbuf)));
-	ASSERT_EQ(0, getsockopt(self->h.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+	ASSERT_EQ(0, getsockopt(self->d.h.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
 				&sl));
 	ASSERT_GE(2 * KTLS_SNDBUF, sndbuf);
 
-	nbdws_connect_defaults(&base, IMG_SIZE);
-	base.timeout_ms = TIMEOUT_MS;
-	base.dead_timeout_ms = DEAD_TIMEOUT_MS;
-	rc = ws_connect_dev(&self->nl, &self->h, NBDWS_TRANSPORT_WS_CLIENT, 0,
-			    &base, &self->index);
-	ASSERT_EQ(0, rc) TH_LOG("CONNECT: %s", self->nl.extack);
-	self->connected = true;
-	/* The kernel holds its own reference to the socket now. */
-	close(self->h.fd);
-	self->h.fd = -1;
-	nbdws_dev_path(self->index, self->dev, sizeof(self->dev));
-	ASSERT_EQ(0, tu_wait_path(self->dev, true, 10000));
+	rc = ws_ktls_dev_connect(&self->d, TIMEOUT_MS, DEAD_TIMEOUT_MS);
+	ASSERT_EQ(0, rc) TH_LOG("CONNECT: %s", self->d.nl.extack);
 
 	rc = tu_child_run(burst_child, &a, IO_WAIT_MS, &res);
-	ws_file_tail(self->peer_out, peer_tail, sizeof(peer_tail));
+	ws_file_tail(self->d.peer.out, peer_tail, sizeof(peer_tail));
 	ASSERT_EQ(0, rc) TH_LOG("I/O still running after %d s", IO_WAIT_MS / 1000);
 	EXPECT_EQ(0, res)
 		TH_LOG("%s of %zu bytes (operation %d) failed: %s; slowest %s of %zu bytes took %lld ms; peer: %s",
@@ -312,14 +215,14 @@ TEST_F_TIMEOUT(ktls, bursts_complete, 600)
 	       r->done, r->total_ms, r->worst_what, r->worst_len, r->worst_ms);
 
 	/* No request timed out, and the connection is the one we gave. */
-	ASSERT_EQ(0, nbdws_status(&self->nl, self->index, &st));
+	ASSERT_EQ(0, nbdws_status(&self->d.nl, self->d.index, &st));
 	ASSERT_EQ(1, st.nconns);
 	EXPECT_EQ(NBDWS_CONN_ALIVE, st.conns[0].state)
 		TH_LOG("connection died, reason %u", st.conns[0].reason);
 	EXPECT_EQ(0, st.conns[0].stat[NBDWS_STAT_A_TIMEOUTS]);
-	EXPECT_EQ(-ETIMEDOUT, nl_wait_event(&self->ev, self->index,
+	EXPECT_EQ(-ETIMEDOUT, nl_wait_event(&self->d.ev, self->d.index,
 					    NBDWS_EVENT_CONN_DEAD, 500, NULL))
-		TH_LOG("events: %s", self->ev.events_seen);
+		TH_LOG("events: %s", self->d.ev.events_seen);
 }
 
 TEST_HARNESS_MAIN

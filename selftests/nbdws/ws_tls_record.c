@@ -33,13 +33,7 @@
 #define FAIL_LIMIT_MS	(TIMEOUT_MS / 2)
 
 FIXTURE(rec) {
-	struct nl nl, ev;
-	struct ws_handover h;
-	uint32_t index;
-	bool connected;
-	pid_t peer;
-	char dir[256], peer_out[300];
-	char dev[64];
+	struct ws_ktls_dev d;
 };
 
 FIXTURE_VARIANT(rec) {
@@ -66,14 +60,6 @@ FIXTURE_VARIANT_ADD(rec, close_notify) {
 	.dmesg = NULL,
 };
 
-static void peer_path(char *out, size_t len)
-{
-	const char *top = getenv("NBDWS_TOP");
-
-	snprintf(out, len, "%s%sbuild/ws_nbd_peer", top && *top ? top : "",
-		 top && *top ? "/" : "");
-}
-
 /* How many times the kernel log has @line so far. */
 static int dmesg_count(const char *line)
 {
@@ -86,89 +72,18 @@ static int dmesg_count(const char *line)
 
 FIXTURE_SETUP(rec)
 {
-	char out[2048], prog[300], cert[300], key[300], listen_at[64];
 	char rec[64];
-	int fd, port, rc;
+	const char *extra[] = { "--tls-record", rec, NULL };
 
-	self->h.fd = -1;
-	ASSERT_EQ(0, nl_open(&self->nl));
-	ASSERT_EQ(0, nl_open_events(&self->ev));
-	snprintf(self->dir, sizeof(self->dir), "%s/nbdws-tlsrec.XXXXXX",
-		 tu_tmpdir());
-	ASSERT_NE(NULL, mkdtemp(self->dir));
-
-	rc = tu_sh(30000, out, sizeof(out), "modprobe tls");
-	ASSERT_EQ(0, rc) TH_LOG("modprobe tls: %s", out);
-	snprintf(cert, sizeof(cert), "%s/cert.pem", self->dir);
-	snprintf(key, sizeof(key), "%s/key.pem", self->dir);
-	rc = tu_sh(60000, out, sizeof(out),
-		   "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 -keyout '%s' -out '%s'",
-		   key, cert);
-	ASSERT_EQ(0, rc) TH_LOG("openssl: %s", out);
-
-	peer_path(prog, sizeof(prog));
-	port = tu_free_port();
-	ASSERT_LT(0, port);
-	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%d", port);
 	snprintf(rec, sizeof(rec), "%s@%llu", variant->kind,
 		 (unsigned long long)REC_OFF);
-	snprintf(self->peer_out, sizeof(self->peer_out), "%s/peer.out",
-		 self->dir);
-	{
-		char *argv[] = { prog, "--size", "64M", "--wss", listen_at,
-				 "--cert", cert, "--key", key,
-				 "--tls-record", rec, NULL };
-
-		fd = open(self->peer_out, O_WRONLY | O_CREAT | O_TRUNC |
-			  O_CLOEXEC, 0644);
-		ASSERT_LE(0, fd);
-		self->peer = tu_spawn(argv, fd);
-		close(fd);
-	}
-	ASSERT_LT(0, self->peer);
-	ASSERT_EQ(0, tu_wait_listen(port, 30000))
-		TH_LOG("%s did not listen on %s", prog, listen_at);
-
-	/* Dial as nbdctl connect --insecure wss://... would. */
-	{
-		struct ws_dial_opts o = { .insecure = true };
-		struct nbdws_err err = { { 0 } };
-		struct nbd_uri uri;
-		struct ws_conn conn;
-		char text[96];
-
-		snprintf(text, sizeof(text), "wss://%s/", listen_at);
-		ASSERT_EQ(0, nbd_uri_parse(text, &uri, &err)) TH_LOG("%s", err.msg);
-		memset(&conn, 0, sizeof(conn));
-		conn.fd = -1;
-		rc = ws_dial(&uri, &o, NBD_DIAL_GO, WS_HANDSHAKE_MS,
-			     &self->h.info, &conn, &err);
-		nbd_uri_free(&uri);
-		ASSERT_LE(0, rc) TH_LOG("ws_dial %s: %s", text, err.msg);
-		self->h.fd = conn.fd;
-		self->h.preread = conn.preread;
-		self->h.preread_len = conn.preread_len;
-		conn.preread = NULL;
-		ASSERT_TRUE(conn.ktls) TH_LOG("kTLS is not active: %s",
-					      conn.tls_desc);
-		ws_conn_free(&conn);
-	}
-	ASSERT_EQ(IMG_SIZE, self->h.info.size);
+	ASSERT_EQ(0, ws_ktls_dev_open(&self->d, "tlsrec", IMG_SIZE, extra))
+		TH_LOG("%s", self->d.why);
 }
 
 FIXTURE_TEARDOWN(rec)
 {
-	if (self->connected)
-		EXPECT_EQ(0, nbdws_teardown_dev(&self->nl, self->index));
-	ws_handover_free(&self->h);
-	tu_kill_reap(self->peer);
-	nl_close(&self->ev);
-	nl_close(&self->nl);
-	if (self->dir[0]) {
-		char out[256];
-
-		tu_sh(10000, out, sizeof(out), "rm -rf '%s'", self->dir);
-	}
+	EXPECT_EQ(0, ws_ktls_dev_close(&self->d));
 }
 
 struct io_arg {
@@ -208,24 +123,14 @@ out:
 
 TEST_F_TIMEOUT(rec, connection_ends, 300)
 {
-	struct nbdws_connect_args base;
 	struct nbdws_event_info ev = { 0 };
-	struct io_arg a = { self->dev, false };
+	struct io_arg a = { self->d.dev, false };
 	int before = 0, res = -1, rc;
 	char peer_tail[1024];
 	long long t0, ms;
 
-	nbdws_connect_defaults(&base, IMG_SIZE);
-	base.timeout_ms = TIMEOUT_MS;
-	base.dead_timeout_ms = DEAD_TIMEOUT_MS;
-	rc = ws_connect_dev(&self->nl, &self->h, NBDWS_TRANSPORT_WS_CLIENT, 0,
-			    &base, &self->index);
-	ASSERT_EQ(0, rc) TH_LOG("CONNECT: %s", self->nl.extack);
-	self->connected = true;
-	close(self->h.fd);
-	self->h.fd = -1;
-	nbdws_dev_path(self->index, self->dev, sizeof(self->dev));
-	ASSERT_EQ(0, tu_wait_path(self->dev, true, 10000));
+	rc = ws_ktls_dev_connect(&self->d, TIMEOUT_MS, DEAD_TIMEOUT_MS);
+	ASSERT_EQ(0, rc) TH_LOG("CONNECT: %s", self->d.nl.extack);
 
 	/* Application data still flows both ways. */
 	rc = tu_child_run(io_child, &a, 120000, &res);
@@ -240,7 +145,7 @@ TEST_F_TIMEOUT(rec, connection_ends, 300)
 	t0 = tu_now_ms();
 	rc = tu_child_run(io_child, &a, 120000, &res);
 	ms = tu_now_ms() - t0;
-	ws_file_tail(self->peer_out, peer_tail, sizeof(peer_tail));
+	ws_file_tail(self->d.peer.out, peer_tail, sizeof(peer_tail));
 	ASSERT_EQ(0, rc) TH_LOG("read at the record still running after 120 s; peer: %s",
 				peer_tail);
 	EXPECT_EQ(EIO, res) TH_LOG("read at the record: %s; peer: %s",
@@ -248,9 +153,9 @@ TEST_F_TIMEOUT(rec, connection_ends, 300)
 	EXPECT_GT(FAIL_LIMIT_MS, ms) TH_LOG("the read failed only after %lld ms", ms);
 	TH_LOG("%s: read failed after %lld ms", variant->kind, ms);
 
-	ASSERT_EQ(0, nl_wait_event(&self->ev, self->index,
+	ASSERT_EQ(0, nl_wait_event(&self->d.ev, self->d.index,
 				   NBDWS_EVENT_CONN_DEAD, 10000, &ev))
-		TH_LOG("events: %s", self->ev.events_seen);
+		TH_LOG("events: %s", self->d.ev.events_seen);
 	EXPECT_EQ(variant->reason, ev.reason);
 	if (variant->dmesg)
 		EXPECT_LT(before, dmesg_count(variant->dmesg))

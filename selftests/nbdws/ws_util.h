@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Helpers for the WebSocket transport selftests (ws_*.c): running the
- * scripted peer (lib/ws_nbd_peer.py), negotiating a connection in either
- * WebSocket role in userspace, handing it to the kernel with CONNECT, and
- * reading CONN_DEAD events together with the WebSocket close code.
+ * scripted peer (lib/ws_nbd_peer.py) or the bench's C peer over wss://
+ * with kernel TLS (bench/ws_nbd_peer.c), negotiating a connection in
+ * either WebSocket role in userspace, handing it to the kernel with
+ * CONNECT, and reading CONN_DEAD events together with the WebSocket close
+ * code.
  *
  * How a connection reaches the kernel, per role of the kernel:
  *
@@ -307,34 +309,33 @@ static inline void ws_handover_free(struct ws_handover *h)
 }
 
 /*
- * Kernel as ws-client: dial ws://127.0.0.1:@port@path like nbdctl does
- * (upgrade, NBD handshake in messages), ending in the transmission phase.
+ * Kernel as ws-client: dial @url with @o as nbdctl does (for wss:// TLS
+ * first; upgrade, NBD handshake in messages), ending in the transmission
+ * phase. With @need_ktls, a connection whose record layer did not move
+ * into the kernel is a failure. h->why says what failed.
  */
-static inline int ws_dial_peer(int port, const char *path,
-			       struct ws_handover *h)
+static inline int ws_dial_url(const char *url, const struct ws_dial_opts *o,
+			      bool need_ktls, struct ws_handover *h)
 {
-	struct ws_dial_opts o = { 0 };
 	struct nbd_uri uri;
 	struct ws_conn conn;
 	struct nbdws_err err = { { 0 } };
-	char text[128];
 	int ret;
 
 	memset(h, 0, sizeof(*h));
 	h->fd = -1;
-	snprintf(text, sizeof(text), "ws://127.0.0.1:%d%s", port, path);
-	ret = nbd_uri_parse(text, &uri, &err);
+	ret = nbd_uri_parse(url, &uri, &err);
 	if (ret) {
-		snprintf(h->why, sizeof(h->why), "%s: %s", text, err.msg);
+		snprintf(h->why, sizeof(h->why), "%s: %s", url, err.msg);
 		return ret;
 	}
 	memset(&conn, 0, sizeof(conn));
 	conn.fd = -1;
-	ret = ws_dial(&uri, &o, NBD_DIAL_GO, WS_HANDSHAKE_MS, &h->info, &conn,
+	ret = ws_dial(&uri, o, NBD_DIAL_GO, WS_HANDSHAKE_MS, &h->info, &conn,
 		      &err);
 	nbd_uri_free(&uri);
 	if (ret < 0) {
-		snprintf(h->why, sizeof(h->why), "ws_dial %s: %s", text,
+		snprintf(h->why, sizeof(h->why), "ws_dial %s: %s", url,
 			 err.msg);
 		return ret;
 	}
@@ -342,8 +343,24 @@ static inline int ws_dial_peer(int port, const char *path,
 	h->preread = conn.preread;
 	h->preread_len = conn.preread_len;
 	conn.preread = NULL;
+	if (need_ktls && !conn.ktls) {
+		snprintf(h->why, sizeof(h->why), "kTLS is not active: %s",
+			 conn.tls_desc);
+		ret = -EPROTONOSUPPORT;
+	}
 	ws_conn_free(&conn);
-	return 0;
+	return ret < 0 ? ret : 0;
+}
+
+/* Kernel as ws-client of ws://127.0.0.1:@port@path. */
+static inline int ws_dial_peer(int port, const char *path,
+			       struct ws_handover *h)
+{
+	struct ws_dial_opts o = { 0 };
+	char url[128];
+
+	snprintf(url, sizeof(url), "ws://127.0.0.1:%d%s", port, path);
+	return ws_dial_url(url, &o, false, h);
 }
 
 /* Value of header @name in the request header @hdr, or NULL. */
@@ -516,6 +533,136 @@ static inline int ws_serve_peer(int fd, struct ws_handover *h)
 	return 0;
 }
 
+/* ---- the bench's C peer over wss://, kernel TLS at both ends ------------- */
+
+/*
+ * bench/ws_nbd_peer --wss with a throwaway certificate: a server that
+ * keeps up under TCG, so an operation that takes long waited for
+ * something. The kTLS selftests (ws_ktls_cases.h, ws_tls_record.c) dial
+ * it with ws_ktls_dial().
+ */
+struct ws_ktls_peer {
+	pid_t pid;
+	char dir[256];		/* scratch: certificate, key, peer.out */
+	char out[300];		/* the peer's stdout and stderr */
+	char listen_at[64];	/* 127.0.0.1:PORT */
+	char why[2300];		/* what failed */
+};
+
+#define WS_KTLS_PEER_MAX_EXTRA	8
+
+/*
+ * Load the tls module, make a scratch directory named after @tag with a
+ * self-signed certificate in it, and start ws_nbd_peer ($NBDWS_TOP/build,
+ * else ./build) serving @size bytes of memory on a free port, with the
+ * NULL-terminated @extra (or NULL) after its own arguments; wait until it
+ * listens. 0, or -1 with p->why saying what failed. ws_ktls_peer_stop()
+ * undoes it, also after a failure.
+ */
+static inline int ws_ktls_peer_start(struct ws_ktls_peer *p, const char *tag,
+				     uint64_t size, const char *const *extra)
+{
+	const char *top = getenv("NBDWS_TOP");
+	char prog[300], cert[300], key[300], sz[32], out[2048];
+	char *argv[10 + WS_KTLS_PEER_MAX_EXTRA];
+	int fd, port, rc, n = 0, i;
+
+	memset(p, 0, sizeof(*p));
+	snprintf(p->dir, sizeof(p->dir), "%s/nbdws-%s.XXXXXX", tu_tmpdir(),
+		 tag);
+	if (!mkdtemp(p->dir)) {
+		snprintf(p->why, sizeof(p->why), "mkdtemp: %s", strerror(errno));
+		p->dir[0] = 0;
+		return -1;
+	}
+	rc = tu_sh(30000, out, sizeof(out), "modprobe tls");
+	if (rc) {
+		snprintf(p->why, sizeof(p->why), "modprobe tls: %s", out);
+		return -1;
+	}
+	snprintf(cert, sizeof(cert), "%s/cert.pem", p->dir);
+	snprintf(key, sizeof(key), "%s/key.pem", p->dir);
+	rc = tu_sh(60000, out, sizeof(out),
+		   "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 -keyout '%s' -out '%s'",
+		   key, cert);
+	if (rc) {
+		snprintf(p->why, sizeof(p->why), "openssl: %s", out);
+		return -1;
+	}
+
+	snprintf(prog, sizeof(prog), "%s%sbuild/ws_nbd_peer",
+		 top && *top ? top : "", top && *top ? "/" : "");
+	port = tu_free_port();
+	if (port <= 0) {
+		snprintf(p->why, sizeof(p->why), "no free port");
+		return -1;
+	}
+	snprintf(p->listen_at, sizeof(p->listen_at), "127.0.0.1:%d", port);
+	snprintf(sz, sizeof(sz), "%llu", (unsigned long long)size);
+	argv[n++] = prog;
+	argv[n++] = "--size";
+	argv[n++] = sz;
+	argv[n++] = "--wss";
+	argv[n++] = p->listen_at;
+	argv[n++] = "--cert";
+	argv[n++] = cert;
+	argv[n++] = "--key";
+	argv[n++] = key;
+	for (i = 0; extra && extra[i]; i++) {
+		if (i == WS_KTLS_PEER_MAX_EXTRA) {
+			snprintf(p->why, sizeof(p->why), "too many peer arguments");
+			return -1;
+		}
+		argv[n++] = (char *)extra[i];
+	}
+	argv[n] = NULL;
+
+	snprintf(p->out, sizeof(p->out), "%s/peer.out", p->dir);
+	fd = open(p->out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(p->why, sizeof(p->why), "%s: %s", p->out,
+			 strerror(errno));
+		return -1;
+	}
+	p->pid = tu_spawn(argv, fd);
+	close(fd);
+	if (p->pid <= 0) {
+		snprintf(p->why, sizeof(p->why), "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (tu_wait_listen(port, 30000)) {
+		snprintf(p->why, sizeof(p->why), "%s did not listen on %s",
+			 prog, p->listen_at);
+		return -1;
+	}
+	return 0;
+}
+
+/* Stop the peer and remove its directory. */
+static inline void ws_ktls_peer_stop(struct ws_ktls_peer *p)
+{
+	char out[256];
+
+	tu_kill_reap(p->pid);
+	p->pid = 0;
+	if (p->dir[0])
+		tu_sh(10000, out, sizeof(out), "rm -rf '%s'", p->dir);
+	p->dir[0] = 0;
+}
+
+/*
+ * Dial wss://@listen_at/ as nbdctl connect --insecure does, into @h for
+ * ws_connect_dev(): 0 once kernel TLS has the socket, else <0 (h->why).
+ */
+static inline int ws_ktls_dial(const char *listen_at, struct ws_handover *h)
+{
+	struct ws_dial_opts o = { .insecure = true };
+	char url[96];
+
+	snprintf(url, sizeof(url), "wss://%s/", listen_at);
+	return ws_dial_url(url, &o, true, h);
+}
+
 /* ---- CONNECT with a WebSocket transport ------------------------------------ */
 
 /*
@@ -565,6 +712,96 @@ static inline int ws_connect_dev(struct nl *nl, const struct ws_handover *h,
 		return -EBADMSG;
 	*index = r.index;
 	return 0;
+}
+
+/* ---- a device on a wss:// connection to a ws_ktls_peer ------------------ */
+
+/* A fixture's state: one device, one connection with kernel TLS. */
+struct ws_ktls_dev {
+	struct nl nl, ev;		/* commands; events */
+	struct ws_ktls_peer peer;
+	struct ws_handover h;		/* until CONNECT takes the socket */
+	uint32_t index;
+	bool connected;
+	char dev[64];			/* /dev/nbdwsN */
+	char why[2300];			/* what failed */
+};
+
+/*
+ * Open the netlink sockets, start the peer (@tag, @size, @extra as for
+ * ws_ktls_peer_start()) and dial it. 0, or -1 with d->why. The caller may
+ * set socket options on d->h.fd before ws_ktls_dev_connect().
+ */
+static inline int ws_ktls_dev_open(struct ws_ktls_dev *d, const char *tag,
+				   uint64_t size, const char *const *extra)
+{
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	d->h.fd = -1;
+	rc = nl_open(&d->nl);
+	if (!rc)
+		rc = nl_open_events(&d->ev);
+	if (rc) {
+		snprintf(d->why, sizeof(d->why), "netlink: %s", strerror(-rc));
+		return -1;
+	}
+	if (ws_ktls_peer_start(&d->peer, tag, size, extra)) {
+		snprintf(d->why, sizeof(d->why), "%s", d->peer.why);
+		return -1;
+	}
+	if (ws_ktls_dial(d->peer.listen_at, &d->h)) {
+		snprintf(d->why, sizeof(d->why), "%s", d->h.why);
+		return -1;
+	}
+	if (d->h.info.size != size) {
+		snprintf(d->why, sizeof(d->why), "export of %llu bytes",
+			 (unsigned long long)d->h.info.size);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * CONNECT the dialed socket in the ws-client role with these timeouts and
+ * wait for the device node. 0; CONNECT's error (extack in d->nl); or
+ * -ETIMEDOUT when the node did not appear.
+ */
+static inline int ws_ktls_dev_connect(struct ws_ktls_dev *d,
+				      uint32_t timeout_ms,
+				      uint32_t dead_timeout_ms)
+{
+	struct nbdws_connect_args base;
+	int rc;
+
+	nbdws_connect_defaults(&base, d->h.info.size);
+	base.timeout_ms = timeout_ms;
+	base.dead_timeout_ms = dead_timeout_ms;
+	rc = ws_connect_dev(&d->nl, &d->h, NBDWS_TRANSPORT_WS_CLIENT, 0,
+			    &base, &d->index);
+	if (rc)
+		return rc;
+	d->connected = true;
+	/* The kernel holds its own reference to the socket now. */
+	close(d->h.fd);
+	d->h.fd = -1;
+	nbdws_dev_path(d->index, d->dev, sizeof(d->dev));
+	return tu_wait_path(d->dev, true, 10000);
+}
+
+/* Undo all of it; 0, or what removing the device returned. */
+static inline int ws_ktls_dev_close(struct ws_ktls_dev *d)
+{
+	int rc = 0;
+
+	if (d->connected)
+		rc = nbdws_teardown_dev(&d->nl, d->index);
+	d->connected = false;
+	ws_handover_free(&d->h);
+	ws_ktls_peer_stop(&d->peer);
+	nl_close(&d->ev);
+	nl_close(&d->nl);
+	return rc;
 }
 
 /* ---- events with their WebSocket close code ------------------------------ */
