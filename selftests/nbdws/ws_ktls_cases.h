@@ -19,8 +19,8 @@
  * from its own write_space callback; nbdws.ko installs its own over kTLS's
  * and must pass the call on (commit 9b76d2d), or the tail of the last
  * request of a burst waits in kTLS for the next request or the timeout.
- * Neither program tells that apart: with the call removed, the 64 KiB one
- * still passes and the 4 KiB one fails the same way (6.1, December 2026).
+ * Neither program tells that apart: with the call removed both pass, on
+ * 6.1 and 6.12 (Documentation/testing.md, issue 17, item 2, says why).
  *
  * The peer is the bench's C NBD server (bench/ws_nbd_peer.c, memory
  * backend) with kernel TLS on its side too: it keeps up even under TCG, so
