@@ -8,7 +8,7 @@
  *               [--plain HOST:PORT] [--unix PATH] [--ws HOST:PORT]
  *               [--wss HOST:PORT --cert PEM --key PEM]
  *               [--dial HOST:PORT --count N] [--control FIFO] [--path /P]
- *               [--tls-record KIND@OFFSET]
+ *               [--tls-record KIND@OFFSET] [--rcvbuf BYTES]
  *
  * --plain    NBD on TCP (the baseline; nbdctl connect nbd://)
  * --unix     NBD on a unix socket at PATH (nbd+unix:///?socket=PATH), made
@@ -36,6 +36,9 @@
  *            "close" (close_notify) or "keyupdate" (a TLS 1.3 KeyUpdate
  *            message in a handshake record, whatever the version). The
  *            kernel client must end the connection on it.
+ * --rcvbuf   (selftests) SO_RCVBUF of the listening sockets, so of every
+ *            connection they accept: a small receive window, which makes
+ *            the client's TCP cut its sends into segments of half of it.
  *
  * Backends: memory (one malloc'd buffer; reads copy from it, writes land
  * in it) or null (reads return zeros, writes are dropped). Both advertise
@@ -104,6 +107,7 @@ static struct {
 	u8 rec_body[5];
 	size_t rec_len;
 	u64 rec_at;
+	int rcvbuf;		/* --rcvbuf, 0: the system's */
 } cfg = { .size = 1ULL << 30, .path = "/" };
 
 struct conn {
@@ -923,6 +927,10 @@ static void listen_on(char *spec, enum xport x, bool tls, pthread_t *t)
 		die("cannot resolve a listen address");
 	l->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Before listen(): the window scale offered follows from it. */
+	if (cfg.rcvbuf && setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &cfg.rcvbuf,
+				     sizeof(cfg.rcvbuf)))
+		die("cannot set SO_RCVBUF");
 	if (l->fd < 0 || bind(l->fd, ai->ai_addr, ai->ai_addrlen) ||
 	    listen(l->fd, 64))
 		die("cannot listen");
@@ -1044,6 +1052,7 @@ int main(int argc, char **argv)
 		{ "key", 1, NULL, 'k' }, { "dial", 1, NULL, 'd' },
 		{ "count", 1, NULL, 'n' }, { "path", 1, NULL, 'P' },
 		{ "control", 1, NULL, 'C' }, { "tls-record", 1, NULL, 'R' },
+		{ "rcvbuf", 1, NULL, 'r' },
 		{ NULL, 0, NULL, 0 }
 	};
 	char *plain = NULL, *unix_path = NULL, *ws = NULL, *wss = NULL, *dial = NULL, *control = NULL;
@@ -1066,6 +1075,11 @@ int main(int argc, char **argv)
 		case 'P': cfg.path = optarg; break;
 		case 'C': control = optarg; break;
 		case 'R': parse_tls_record(optarg); break;
+		case 'r':
+			cfg.rcvbuf = (int)parse_size(optarg);
+			if (cfg.rcvbuf <= 0 || parse_size(optarg) > 1U << 30)
+				die("bad --rcvbuf");
+			break;
 		default: die("bad option (see the comment at the top of ws_nbd_peer.c)");
 		}
 	}

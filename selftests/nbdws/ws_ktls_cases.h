@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * wss:// bursts through a send buffer shrunk with SO_SNDBUF (issue 17,
- * item 2: kTLS must not stall a connection). One case, two programs, each
- * defining KTLS_SNDBUF (what SO_SNDBUF asks for; the kernel doubles it)
+ * item 2: kTLS must not stall a connection). One case, three programs,
+ * each defining KTLS_SNDBUF (what SO_SNDBUF asks for; the kernel doubles
+ * it), and optionally KTLS_PEER_RCVBUF (the peer's SO_RCVBUF, a string),
  * before including this file:
  *
  * ws_ktls_burst.c, 64 KiB: guards the wss:// send path with a buffer that
@@ -14,6 +15,15 @@
  *   ACK comes, and no sk_write_space. Only TCP's probe timer moved data,
  *   8 KiB per probe: a 1 MiB write took longer than the 30 s timeout,
  *   until the sender pushed what TCP holds after every -EAGAIN (kmod/tx.c).
+ * ws_ktls_held.c, 4 KiB, the peer's SO_RCVBUF 16 KiB (issue 17 item 2):
+ *   kTLS keeps the rest of a record only when TCP refuses it at a new
+ *   skb, which TCP starts every size_goal bytes (half the peer's largest
+ *   window). The peer's small receive buffer brings size_goal down to
+ *   about the send buffer's 8 KiB (6.1) or below one 16 KiB record
+ *   (6.12), so a record crossing a cut finds the buffer over its limit
+ *   and kTLS holds its rest for its own write_space. Without the chain to
+ *   it the first 64 KiB write timed out (EIO after 31-33 s) on both
+ *   kernels; with it, 42 operations took 3-6 s.
  *
  * kTLS keeps a record it could not hand to a full TCP buffer and pushes it
  * from its own write_space callback; nbdws.ko installs its own over kTLS's
@@ -81,7 +91,13 @@ FIXTURE(ktls) {
 
 FIXTURE_SETUP(ktls)
 {
-	ASSERT_EQ(0, ws_ktls_dev_open(&self->d, "ktls", IMG_SIZE, NULL))
+#ifdef KTLS_PEER_RCVBUF
+	const char *extra[] = { "--rcvbuf", KTLS_PEER_RCVBUF, NULL };
+#else
+	const char *const *extra = NULL;
+#endif
+
+	ASSERT_EQ(0, ws_ktls_dev_open(&self->d, "ktls", IMG_SIZE, extra))
 		TH_LOG("%s", self->d.why);
 	self->rep = mmap(NULL, sizeof(*self->rep), PROT_READ | PROT_WRITE,
 			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
