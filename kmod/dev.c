@@ -2,8 +2,9 @@
 /*
  * nbdws: device life cycle.
  *
- * A device is created by CONNECT with its connections attached before the
- * disk is added, and removed by DISCONNECT or module unload. Indexes come
+ * A device is created by CONNECT: every step that can fail (the device,
+ * its connections' sockets claimed, the disk added) before any connection
+ * starts. It is removed by DISCONNECT or module unload. Indexes come
  * from an IDR (the lowest free one, or the one CONNECT asked for); a kept
  * device can be connected to a new export at its index again.
  *
@@ -91,26 +92,27 @@ static const struct attribute_group *nbdws_disk_groups[] = {
 	NULL,
 };
 
-static void nbdws_fill_limits(const struct nbdws_dev *dev,
+/* The queue limits of the export @cfg describes. */
+static void nbdws_fill_limits(const struct nbdws_dev_config *cfg,
 			      struct nbdws_limits *l)
 {
-	u32 sf = dev->server_flags;
+	u32 sf = cfg->server_flags;
 
 	/* A read-only device offers nothing that writes (see map_op). */
-	if (dev->client_flags & NBDWS_CF_READ_ONLY || sf & NBDP_FLAG_READ_ONLY)
+	if (cfg->client_flags & NBDWS_CF_READ_ONLY || sf & NBDP_FLAG_READ_ONLY)
 		sf &= ~(NBDP_FLAG_SEND_TRIM | NBDP_FLAG_SEND_WRITE_ZEROES);
 
 	memset(l, 0, sizeof(*l));
-	l->logical_block_size = dev->block_size;
-	l->physical_block_size = max(dev->block_pref, dev->block_size);
+	l->logical_block_size = cfg->block_size;
+	l->physical_block_size = max(cfg->block_pref, cfg->block_size);
 	l->io_opt = l->physical_block_size;
-	l->max_hw_sectors = dev->max_req >> SECTOR_SHIFT;
+	l->max_hw_sectors = cfg->max_req >> SECTOR_SHIFT;
 	l->max_segments = USHRT_MAX;
 	if (sf & NBDP_FLAG_SEND_TRIM)
-		l->max_discard_sectors = NBDWS_MAX_CMD_SECTORS(dev->block_size);
+		l->max_discard_sectors = NBDWS_MAX_CMD_SECTORS(cfg->block_size);
 	if (sf & NBDP_FLAG_SEND_WRITE_ZEROES)
 		l->max_write_zeroes_sectors =
-			NBDWS_MAX_CMD_SECTORS(dev->block_size);
+			NBDWS_MAX_CMD_SECTORS(cfg->block_size);
 	l->write_cache = sf & NBDP_FLAG_SEND_FLUSH;
 	l->fua = sf & NBDP_FLAG_SEND_FUA;
 	l->rotational = sf & NBDP_FLAG_ROTATIONAL;
@@ -260,7 +262,7 @@ struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg,
 	if (ret)
 		goto err_free;
 
-	nbdws_fill_limits(dev, &lim);
+	nbdws_fill_limits(cfg, &lim);
 	disk = nbdws_alloc_disk(set, &lim, dev);
 	if (IS_ERR(disk)) {
 		ret = PTR_ERR(disk);
@@ -303,12 +305,13 @@ err_free:
 }
 
 /*
- * Add the disk. It is added empty, so that device_add_disk() does not scan
- * it for partitions and wait for the server under the caller's locks;
- * the first opener scans it instead (udev does on the change event), as
- * with nbd.ko.
+ * Add the disk, empty: device_add_disk() does not scan it for partitions
+ * and wait for the server under the caller's locks, and nothing can read
+ * it before nbdws_dev_start(). The last step of CONNECT that can fail, so
+ * that it runs before any connection starts: a CONNECT refused here has
+ * left every socket as it came and sent no event.
  */
-int nbdws_dev_start(struct nbdws_dev *dev)
+int nbdws_dev_add(struct nbdws_dev *dev)
 {
 	int ret;
 
@@ -320,10 +323,18 @@ int nbdws_dev_start(struct nbdws_dev *dev)
 	/* After device_add_disk(), which sets the block layer's default. */
 	nbdws_dev_set_readahead(dev);
 	nbdws_debugfs_add(dev);
+	return 0;
+}
+
+/*
+ * The connections are started: show the size. The first opener scans the
+ * partitions (udev does on the change event), as with nbd.ko.
+ */
+void nbdws_dev_start(struct nbdws_dev *dev)
+{
 	set_capacity(dev->disk, dev->size >> SECTOR_SHIFT);
 	set_bit(GD_NEED_PART_SCAN, &dev->disk->state);
 	kobject_uevent(&disk_to_dev(dev->disk)->kobj, KOBJ_CHANGE);
-	return 0;
 }
 
 /*
@@ -373,23 +384,14 @@ void nbdws_dev_disconnect(struct nbdws_dev *dev)
 }
 
 /*
- * First half of connecting a kept, disconnected device again: take the new
- * export's configuration and limits. Its tag set stays, so the queue depth
- * must match and the connections must fit in its slots; a block size
- * change needs a disk nobody holds open (its page cache and any file
- * system on it were laid out for the old one), checked under open_mutex so
- * that nobody opens it meanwhile. Still empty and failing I/O afterwards;
- * the caller attaches connections, then calls nbdws_dev_restart().
+ * Whether the kept, disconnected @dev can serve the export @cfg over
+ * cfg->nr_conns connections: its tag set stays, so the queue depth must
+ * match and the connections must fit in its slots. Changes nothing.
  */
-int nbdws_dev_reuse(struct nbdws_dev *dev, const struct nbdws_dev_config *cfg,
-		    struct netlink_ext_ack *extack)
+int nbdws_dev_reuse_check(struct nbdws_dev *dev,
+			  const struct nbdws_dev_config *cfg,
+			  struct netlink_ext_ack *extack)
 {
-	bool bs_change = cfg->block_size != dev->block_size ||
-			 max(cfg->block_pref, cfg->block_size) !=
-			 max(dev->block_pref, dev->block_size);
-	struct nbdws_limits lim;
-	int ret;
-
 	if (cfg->depth != dev->depth) {
 		NL_SET_ERR_MSG(extack,
 			       "a kept device keeps its queue depth: disconnect it again to remove it first");
@@ -400,6 +402,27 @@ int nbdws_dev_reuse(struct nbdws_dev *dev, const struct nbdws_dev_config *cfg,
 			       "more connections than the kept device has slots: disconnect it again to remove it first");
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/*
+ * Give the kept, disconnected @dev the export @cfg (nbdws_dev_reuse_check()
+ * passed): its configuration and queue limits. All or nothing: @dev is
+ * changed only once nothing can fail any more, so a CONNECT refused here
+ * leaves the kept device as it was. A block size change needs a disk
+ * nobody holds open (its page cache and any file system on it were laid
+ * out for the old one), checked under open_mutex so that nobody opens it
+ * meanwhile. Still empty and failing I/O afterwards; the caller starts
+ * its connections, then calls nbdws_dev_restart().
+ */
+int nbdws_dev_reuse(struct nbdws_dev *dev, const struct nbdws_dev_config *cfg,
+		    struct netlink_ext_ack *extack)
+{
+	bool bs_change = cfg->block_size != dev->block_size ||
+			 max(cfg->block_pref, cfg->block_size) !=
+			 max(dev->block_pref, dev->block_size);
+	struct nbdws_limits lim;
+	int ret;
 
 	mutex_lock(&dev->disk->open_mutex);
 	if (bs_change && disk_openers(dev->disk)) {
@@ -408,10 +431,10 @@ int nbdws_dev_reuse(struct nbdws_dev *dev, const struct nbdws_dev_config *cfg,
 			       "the block size changes but the kept device is open");
 		return -EBUSY;
 	}
-	nbdws_dev_set_config(dev, cfg);
-	nbdws_fill_limits(dev, &lim);
+	nbdws_fill_limits(cfg, &lim);
 	ret = nbdws_update_limits(dev->disk, &lim);
 	if (!ret) {
+		nbdws_dev_set_config(dev, cfg);
 		/* Nothing cached from the previous export may be read back. */
 		invalidate_bdev(dev->disk->part0);
 		/* New limits reset it; the new export may differ anyway. */
@@ -438,7 +461,7 @@ int nbdws_dev_reuse(struct nbdws_dev *dev, const struct nbdws_dev_config *cfg,
 	return 0;
 }
 
-/* Connections are attached: serve I/O and show the new size. */
+/* Connections are started: serve I/O and show the new size. */
 void nbdws_dev_restart(struct nbdws_dev *dev)
 {
 	/* Whatever was parked before the first connection came goes out. */
@@ -448,29 +471,6 @@ void nbdws_dev_restart(struct nbdws_dev *dev)
 	set_bit(GD_NEED_PART_SCAN, &dev->disk->state);
 	set_capacity_and_notify(dev->disk, dev->size >> SECTOR_SHIFT);
 	kobject_uevent(&disk_to_dev(dev->disk)->kobj, KOBJ_CHANGE);
-}
-
-/*
- * Undo nbdws_dev_reuse() when attaching connections failed: drop the ones
- * attached and go back to the disconnected state.
- */
-void nbdws_dev_reuse_abort(struct nbdws_dev *dev)
-{
-	unsigned int i;
-
-	spin_lock_bh(&dev->held_lock);
-	dev->disconnecting = true;
-	spin_unlock_bh(&dev->held_lock);
-	for (i = 0; i < dev->nr_conns; i++) {
-		nbdws_conn_mark_dead(dev->conns[i], NBDWS_REASON_USER);
-		flush_work(&dev->conns[i]->dead_work);
-		nbdws_conn_release_sock(dev->conns[i]);
-	}
-	cancel_delayed_work_sync(&dev->dead_timeout_work);
-	nbdws_fail_held(dev);
-	spin_lock_bh(&dev->held_lock);
-	dev->state = NBDWS_DEV_DISCONNECTED;
-	spin_unlock_bh(&dev->held_lock);
 }
 
 /*

@@ -319,6 +319,14 @@ static int nbdws_nl_check_admin(struct sk_buff *skb, struct genl_info *info)
 	return -EPERM;
 }
 
+/* Give the first @n prepared sockets back unused. */
+static void nbdws_nl_unprepare_conns(struct nbdws_dev *dev,
+				     struct nbdws_nl_conn *nc, unsigned int n)
+{
+	while (n--)
+		nbdws_conn_unprepare(dev->conns[n], &nc[n].p);
+}
+
 /*
  * Everything that can fail in attaching @n sockets to the first @n slots
  * of @dev, for all of them before any starts: a CONNECT that fails leaves
@@ -336,8 +344,7 @@ static int nbdws_nl_prepare_conns(struct genl_info *info,
 		if (ret) {
 			NL_SET_ERR_MSG_ATTR(info->extack, nc[i].attr,
 					    "cannot attach the socket");
-			while (i--)
-				nbdws_conn_unprepare(dev->conns[i], &nc[i].p);
+			nbdws_nl_unprepare_conns(dev, nc, i);
 			return ret;
 		}
 	}
@@ -374,12 +381,16 @@ static int nbdws_nl_connect_kept(struct genl_info *info, struct nbdws_dev *dev,
 				  "nbdws%d is in use", dev->index);
 		return -EBUSY;
 	}
-	ret = nbdws_dev_reuse(dev, cfg, extack);
+	ret = nbdws_dev_reuse_check(dev, cfg, extack);
 	if (ret)
 		return ret;
+	/* Both can fail; neither changes anything then. */
 	ret = nbdws_nl_prepare_conns(info, dev, nc, n);
+	if (ret)
+		return ret;
+	ret = nbdws_dev_reuse(dev, cfg, extack);
 	if (ret) {
-		nbdws_dev_reuse_abort(dev);
+		nbdws_nl_unprepare_conns(dev, nc, n);
 		return ret;
 	}
 	nbdws_nl_start_conns(dev, nc, n);
@@ -468,12 +479,14 @@ static int nbdws_nl_connect(struct sk_buff *skb, struct genl_info *info)
 		ret = nbdws_nl_prepare_conns(info, dev, nc, n);
 		if (ret)
 			goto out_destroy;
-		nbdws_nl_start_conns(dev, nc, n);
-		ret = nbdws_dev_start(dev);
+		ret = nbdws_dev_add(dev);
 		if (ret) {
 			NL_SET_ERR_MSG(extack, "cannot add the disk");
+			nbdws_nl_unprepare_conns(dev, nc, n);
 			goto out_destroy;
 		}
+		nbdws_nl_start_conns(dev, nc, n);
+		nbdws_dev_start(dev);
 	}
 
 	hdr = genlmsg_put_reply(reply, info, &nbdws_genl_family, 0,

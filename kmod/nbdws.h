@@ -286,11 +286,14 @@ struct nbdws_dev_config {
 
 struct nbdws_dev *nbdws_dev_create(const struct nbdws_dev_config *cfg,
 				   int index);
-int nbdws_dev_start(struct nbdws_dev *dev);
+int nbdws_dev_add(struct nbdws_dev *dev);
+void nbdws_dev_start(struct nbdws_dev *dev);
+int nbdws_dev_reuse_check(struct nbdws_dev *dev,
+			  const struct nbdws_dev_config *cfg,
+			  struct netlink_ext_ack *extack);
 int nbdws_dev_reuse(struct nbdws_dev *dev, const struct nbdws_dev_config *cfg,
 		    struct netlink_ext_ack *extack);
 void nbdws_dev_restart(struct nbdws_dev *dev);
-void nbdws_dev_reuse_abort(struct nbdws_dev *dev);
 void nbdws_dev_disconnect(struct nbdws_dev *dev);
 void nbdws_dev_destroy(struct nbdws_dev *dev);
 struct nbdws_dev *nbdws_dev_get(int index);

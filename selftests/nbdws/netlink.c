@@ -63,6 +63,25 @@ static int connect_served(struct nl *nl, struct ts_server *srv,
 	return ret;
 }
 
+/* CONNECT @a at @index (a kept device's). 0 or -errno. */
+static int connect_at(struct nl *nl, const struct nbdws_connect_args *a,
+		      uint32_t index)
+{
+	struct nbdws_reply_index ri = { 0 };
+	char *buf = calloc(1, 8192);
+	struct nlmsghdr *nlh;
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	nlh = nl_cmd(nl, buf, NBDWS_CMD_CONNECT);
+	nbdws_put_connect_attrs(nlh, a);
+	mnl_attr_put_u32(nlh, NBDWS_A_INDEX, index);
+	ret = nl_transact(nl, nlh, nbdws_index_cb, &ri);
+	free(buf);
+	return ret;
+}
+
 /* Rejection tests: a netlink socket and a server, no device. */
 FIXTURE(reject) {
 	struct nl nl;
@@ -1232,19 +1251,35 @@ TEST_F_TIMEOUT(reject, connect_same_fd_racing, 180)
 
 /*
  * A CONNECT with two sockets (A) racing a CONNECT that wants A's second
- * one (B), released together. When B claims that socket after A passed
- * the fd checks and before A attached it, A fails with the first socket
- * taken already: it must then leave that one as it came (not shut down)
- * and raise no event, as any refused command does.
+ * one (B). When B claims that socket after A passed the fd checks and
+ * before A attached it, A fails with the first socket taken already: it
+ * must then leave that one as it came (not shut down), raise no event
+ * and, on a kept device, leave the device as it was, as any refused
+ * command does. The window is narrow and B needs longer to get to its
+ * claim than A, so one of the two starts later, by a delay each round
+ * moves towards the window (see claim_race_rounds()). Both wait for the
+ * start spinning, so that neither pays for a wakeup.
  */
 struct claim_race {
 	struct nbdws_connect_args a[2];
 	uint32_t want;			/* the index A asks for */
-	int go, go_w;			/* pipe: EOF on go means go */
+	int ready, go;			/* atomics: both ready, start */
+	long delay_us[2];		/* after go, before the command */
 	int ret[2];
 	uint32_t index[2];
 	char extack[2][256];
 };
+
+static void spin_us(long us)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((t.tv_sec - t0.tv_sec) * 1000000L +
+		 (t.tv_nsec - t0.tv_nsec) / 1000 < us);
+}
 
 struct claim_child_arg {
 	struct claim_race *r;
@@ -1259,17 +1294,17 @@ static int claim_child(void *p)
 	char *buf = calloc(1, 8192);
 	struct nlmsghdr *nlh;
 	struct nl nl;
-	char b;
 
-	close(r->go_w);		/* or EOF never comes */
 	if (!buf || nl_open(&nl))
 		return 250;
 	nlh = nl_cmd(&nl, buf, NBDWS_CMD_CONNECT);
 	nbdws_put_connect_attrs(nlh, &r->a[c->who]);
 	if (!c->who)
 		mnl_attr_put_u32(nlh, NBDWS_A_INDEX, r->want);
-	if (read(r->go, &b, 1) < 0)
-		return 251;
+	__atomic_add_fetch(&r->ready, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&r->go, __ATOMIC_ACQUIRE))
+		;
+	spin_us(r->delay_us[c->who]);
 	r->ret[c->who] = nl_transact(&nl, nlh, nbdws_index_cb, &ri);
 	r->index[c->who] = ri.index;
 	snprintf(r->extack[c->who], sizeof(r->extack[0]), "%s", nl.extack);
@@ -1285,15 +1320,55 @@ static void drain_events(struct nl *ev, int ms)
 	nl_wait_event(ev, ~0U, ~0U, ms, NULL);
 }
 
-#define CLAIM_ROUNDS	40
+#define CLAIM_ROUNDS	400
+#define CLAIM_MS	60000
 #define CLAIM_HITS	3
 #define CLAIM_INDEX	4000
 
 /*
- * Rounds of the race until A lost its second socket CLAIM_HITS times.
- * With @kept, A connects a kept device (the relay's hold and re-attach),
- * else it creates one. The race is not ours to steer: should B never win
- * in time, the test says so and skips.
+ * What a kept device shows of its export: STATUS and sysfs. Two exports
+ * that differ in all of it; A always asks for the one the device does
+ * not have.
+ */
+struct kept_view {
+	uint64_t size;
+	uint32_t client_flags;
+	long long ro, lbs;
+};
+
+static void kept_export(struct nbdws_connect_args *a, int which)
+{
+	nbdws_connect_defaults(a, which ? IMG_SIZE / 2 : IMG_SIZE);
+	a->client_flags = NBDWS_CF_KEEP_DEVICE;
+	if (which) {
+		a->client_flags |= NBDWS_CF_READ_ONLY;
+		a->bs_min = 4096;
+	}
+}
+
+static int get_kept_view(struct nl *nl, uint32_t index, struct kept_view *v)
+{
+	struct nbdws_dev_status st = { 0 };
+	int ret = nbdws_status(nl, index, &st);
+
+	if (ret)
+		return ret;
+	v->size = st.size;
+	v->client_flags = st.client_flags;
+	v->ro = tu_disk_attr_num(st.disk, "ro");
+	v->lbs = tu_disk_attr_num(st.disk, "queue/logical_block_size");
+	return 0;
+}
+
+/*
+ * Rounds of the race until A lost its second socket CLAIM_HITS times,
+ * for at most CLAIM_ROUNDS rounds and CLAIM_MS. With @kept, A connects a
+ * kept device (the relay's hold and re-attach), else it creates one.
+ * Each round moves the start of the later of the two towards the window:
+ * A that got both sockets started too early, A refused at its fd checks
+ * too late. A kept device's window is short (its claims come before
+ * anything slow), so B rarely wins there; should it never win in time,
+ * the test says so and skips.
  */
 static void claim_race_rounds(struct __test_metadata *_metadata,
 			      struct nl *nl, bool kept)
@@ -1302,8 +1377,12 @@ static void claim_race_rounds(struct __test_metadata *_metadata,
 	struct claim_race *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
 				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct claim_child_arg ca[2] = { { r, 0 }, { r, 1 } };
-	int round, k, res, p[2], s1, s2, hits = 0;
+	int round, k, res, s1, s2, hits = 0, cur = 0;
+	long long start = tu_now_ms(), wait;
+	long delay = 0, step = 400;	/* > 0: A later, < 0: B later */
+	int last_dir = 0;
 	struct nbdws_connect_args keep;
+	struct kept_view before, after;
 	uint32_t kept_index;
 	struct nl ev;
 	pid_t pid[2];
@@ -1316,8 +1395,7 @@ static void claim_race_rounds(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, ts_init(srv, IMG_SIZE, IMG_SEED));
 	if (kept) {
 		/* Two slots, kept empty after DISCONNECT. */
-		nbdws_connect_defaults(&keep, IMG_SIZE);
-		keep.client_flags = NBDWS_CF_KEEP_DEVICE;
+		kept_export(&keep, cur);
 		keep.nfds = 2;
 		keep.fds[0] = served_fd(srv);
 		keep.fds[1] = served_fd(srv);
@@ -1330,7 +1408,10 @@ static void claim_race_rounds(struct __test_metadata *_metadata,
 		close(keep.fds[1]);
 	}
 
-	for (round = 0; round < CLAIM_ROUNDS && hits < CLAIM_HITS; round++) {
+	for (round = 0; round < CLAIM_ROUNDS && hits < CLAIM_HITS &&
+	     tu_now_ms() - start < CLAIM_MS; round++) {
+		int dir = 0;
+
 		if (round) {
 			ts_stop(srv);
 			ASSERT_EQ(0, ts_init(srv, IMG_SIZE, IMG_SEED));
@@ -1339,33 +1420,35 @@ static void claim_race_rounds(struct __test_metadata *_metadata,
 		s2 = served_fd(srv);
 		ASSERT_LE(0, s1);
 		ASSERT_LE(0, s2);
-		ASSERT_EQ(0, pipe(p));
 		memset(r, 0, sizeof(*r));
 		nbdws_connect_defaults(&r->a[0], IMG_SIZE);
+		if (kept) {
+			kept_export(&r->a[0], !cur);
+			ASSERT_EQ(0, get_kept_view(nl, kept_index, &before));
+		}
 		r->a[0].nfds = 2;
 		r->a[0].fds[0] = s1;
 		r->a[0].fds[1] = s2;
 		nbdws_connect_defaults(&r->a[1], IMG_SIZE);
 		r->a[1].nfds = 1;
 		r->a[1].fds[0] = s2;
-		if (kept)
-			r->a[0].client_flags = NBDWS_CF_KEEP_DEVICE;
 		r->want = kept ? kept_index : CLAIM_INDEX;
-		r->go = p[0];
-		r->go_w = p[1];
-		drain_events(&ev, 100);
+		r->delay_us[0] = delay > 0 ? delay : 0;
+		r->delay_us[1] = delay < 0 ? -delay : 0;
+		drain_events(&ev, 20);
 		for (k = 0; k < 2; k++) {
 			r->ret[k] = 1;
 			pid[k] = tu_child_start(claim_child, &ca[k]);
 			ASSERT_LT(0, pid[k]);
 		}
-		tu_msleep(100);
-		close(p[1]);
+		for (wait = 0; wait < 10000 &&
+		     __atomic_load_n(&r->ready, __ATOMIC_ACQUIRE) < 2; wait++)
+			usleep(1000);
+		__atomic_store_n(&r->go, 1, __ATOMIC_RELEASE);
 		for (k = 0; k < 2; k++) {
 			ASSERT_EQ(0, tu_child_wait(pid[k], 30000, &res));
 			ASSERT_EQ(0, res);
 		}
-		close(p[0]);
 
 		if (r->ret[0]) {
 			EXPECT_EQ(-EBUSY, r->ret[0])
@@ -1378,6 +1461,8 @@ static void claim_race_rounds(struct __test_metadata *_metadata,
 			 */
 			if (!strstr(r->extack[0], "already in use"))
 				hits++;
+			else if (strstr(r->extack[0], "in use by the kernel"))
+				dir = -1;
 			/* s1 is neither shut down nor otherwise used up. */
 			errno = 0;
 			EXPECT_EQ(-1, recv(s1, &b, 1, MSG_PEEK | MSG_DONTWAIT))
@@ -1390,10 +1475,33 @@ static void claim_race_rounds(struct __test_metadata *_metadata,
 						NBDWS_EVENT_CONN_DEAD, 300, NULL))
 				TH_LOG("round %d: events %s", round,
 				       ev.events_seen);
-		} else if (kept) {
-			EXPECT_EQ(0, nbdws_disconnect(nl, r->want));
+			/* The kept device still has the export it had. */
+			if (kept) {
+				ASSERT_EQ(0, get_kept_view(nl, kept_index, &after));
+				EXPECT_EQ(before.size, after.size)
+					TH_LOG("round %d: size %llu, was %llu",
+					       round,
+					       (unsigned long long)after.size,
+					       (unsigned long long)before.size);
+				EXPECT_EQ(before.client_flags,
+					  after.client_flags)
+					TH_LOG("round %d: client flags", round);
+				EXPECT_EQ(before.ro, after.ro)
+					TH_LOG("round %d: ro %lld, was %lld",
+					       round, after.ro, before.ro);
+				EXPECT_EQ(before.lbs, after.lbs)
+					TH_LOG("round %d: logical block size %lld, was %lld",
+					       round, after.lbs, before.lbs);
+			}
 		} else {
-			EXPECT_EQ(0, nbdws_teardown_dev(nl, r->index[0]));
+			dir = 1;
+			if (kept) {
+				cur = !cur;
+				EXPECT_EQ(0, nbdws_disconnect(nl, r->want));
+			} else {
+				EXPECT_EQ(0, nbdws_teardown_dev(nl,
+								r->index[0]));
+			}
 		}
 		if (!r->ret[1]) {
 			EXPECT_EQ(0, nbdws_teardown_dev(nl, r->index[1]));
@@ -1403,16 +1511,49 @@ static void claim_race_rounds(struct __test_metadata *_metadata,
 		}
 		close(s1);
 		close(s2);
+		/* Halve the step at each turn, down to 10 us. */
+		if (dir && last_dir && dir != last_dir && step > 10)
+			step /= 2;
+		if (dir)
+			last_dir = dir;
+		delay += dir * step;
 	}
 	if (kept) {
-		/* The second DISCONNECT of a kept device removes it. */
+		struct read_arg ra = { .off = 3 * TU_MIB };
+		char path[64];
+
+		/* Connected as it should be, the kept device serves again. */
+		kept_export(&keep, 0);
+		keep.nfds = 1;
+		keep.fds[0] = served_fd(srv);
+		ASSERT_LE(0, keep.fds[0]);
+		/* udev may be probing it after the last round: not for long. */
+		for (k = 0; k < 50; k++) {
+			res = connect_at(nl, &keep, kept_index);
+			if (res != -EBUSY)
+				break;
+			tu_msleep(100);
+		}
+		ASSERT_EQ(0, res) TH_LOG("CONNECT: %s", nl->extack);
+		close(keep.fds[0]);
+		ASSERT_EQ(0, get_kept_view(nl, kept_index, &after));
+		EXPECT_EQ(IMG_SIZE, after.size);
+		EXPECT_EQ(0, after.ro);
+		EXPECT_EQ(512, after.lbs);
+		nbdws_dev_path(kept_index, path, sizeof(path));
+		ra.path = path;
+		ASSERT_EQ(0, tu_child_run(read_check_child, &ra, 20000, &res));
+		EXPECT_EQ(0, res) TH_LOG("read: %s", strerror(res));
+		/* DISCONNECT keeps it; the second one removes it. */
+		EXPECT_EQ(0, nbdws_disconnect(nl, kept_index));
 		EXPECT_EQ(0, nbdws_teardown_dev(nl, kept_index));
 	}
 	ts_stop(srv);
 	free(srv);
 	nl_close(&ev);
 	munmap(r, sizeof(*r));
-	TH_LOG("%d rounds, A lost its second socket in %d", round, hits);
+	TH_LOG("%d rounds, A lost its second socket in %d (last delay %ld us)",
+	       round, hits, delay);
 	/* SKIP marks the test passed: never over a failure. */
 	if (!hits && _metadata->passed)
 		SKIP(return, "B never took the socket between A's checks and its attach in %d rounds",
