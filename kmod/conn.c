@@ -333,7 +333,13 @@ void nbdws_conn_start(struct nbdws_conn *conn,
 	conn->saved_task_frag = nbdws_sock_task_frag(sk);
 	conn->saved_nodelay = !nbdws_sock_is_tcp(sk) ||
 			      tcp_sk(sk)->nonagle & TCP_NAGLE_OFF;
+	conn->saved_rcvlowat = READ_ONCE(sk->sk_rcvlowat);
 	sk->sk_allocation = GFP_NOIO;
+	/*
+	 * Every byte is worth reading at once: TCP calls sk_data_ready only
+	 * once SO_RCVLOWAT bytes are queued, and a reply may be shorter.
+	 */
+	WRITE_ONCE(sk->sk_rcvlowat, 1);
 	nbdws_sock_no_task_frag(sk);
 	if (nbdws_sock_is_tcp(sk))
 		tcp_sock_set_nodelay(sk);
@@ -403,6 +409,7 @@ void nbdws_conn_quiesce(struct nbdws_conn *conn)
 	nbdws_sock_set_task_frag(sk, conn->saved_task_frag);
 	if (!conn->saved_nodelay)
 		tcp_sk(sk)->nonagle &= ~TCP_NAGLE_OFF;
+	WRITE_ONCE(sk->sk_rcvlowat, conn->saved_rcvlowat);
 	nbdws_sock_restore_rcvbuf(conn, sk);
 	release_sock(sk);
 

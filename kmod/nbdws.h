@@ -173,6 +173,7 @@ struct nbdws_conn {
 	gfp_t saved_allocation;
 	bool saved_task_frag;
 	bool saved_nodelay;
+	int saved_rcvlowat;
 	int saved_rcvbuf;		/* 0: the driver did not size it */
 	u32 saved_window_clamp;
 

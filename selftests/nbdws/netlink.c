@@ -1165,6 +1165,49 @@ TEST_F_TIMEOUT(reject, socket_settings_given_back, 120)
 	close(fd);
 }
 
+/*
+ * SO_RCVLOWAT set on the socket before the hand-over (1 MiB here) does
+ * not hold replies back: TCP wakes the reader only once that much is
+ * queued, and a 64 KiB reply would wait for the request timeout. The
+ * kernel reads every byte while it drives the socket and gives the
+ * caller's value back afterwards.
+ */
+TEST_F_TIMEOUT(reject, rcvlowat_does_not_stall_replies, 120)
+{
+	struct read_arg ra = { .off = 5 * TU_MIB };
+	int fd, lowat = 1 << 20, v = -1, res = -1;
+	socklen_t len = sizeof(int);
+	struct nbdws_connect_args a;
+	long long t0, ms;
+	char path[64];
+	uint32_t index;
+
+	fd = served_fd(&self->srv);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat,
+				sizeof(lowat)));
+	ASSERT_EQ(0, getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, &len));
+	ASSERT_EQ(lowat, v);
+	args_one_fd(&a, fd);
+	a.timeout_ms = 5000;
+	ASSERT_EQ(0, nbdws_connect(&self->nl, &a, &index))
+		TH_LOG("CONNECT: %s", self->nl.extack);
+	nbdws_dev_path(index, path, sizeof(path));
+	ASSERT_EQ(0, tu_wait_path(path, true, 10000));
+	ra.path = path;
+	t0 = tu_now_ms();
+	/* Well within the request timeout, or it waited for it. */
+	EXPECT_EQ(0, tu_child_run(read_check_child, &ra, 2500, &res))
+		TH_LOG("a 64 KiB read took longer than 2.5 s");
+	ms = tu_now_ms() - t0;
+	EXPECT_EQ(0, res) TH_LOG("read: %s", strerror(res));
+	TH_LOG("64 KiB read in %lld ms", ms);
+	ASSERT_EQ(0, nbdws_teardown_dev(&self->nl, index));
+	ASSERT_EQ(0, getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, &len));
+	EXPECT_EQ(lowat, v) TH_LOG("SO_RCVLOWAT not given back");
+	close(fd);
+}
+
 /* Two CONNECTs racing with one socket, released together (a pipe). */
 struct race_arg {
 	struct nbdws_connect_args a;
