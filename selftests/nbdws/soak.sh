@@ -161,7 +161,7 @@ gone() {	# gone DEV: its sysfs directory is gone within 10 s
 # kmalloc-* covers every size class (kmalloc-rnd-NN-* on 6.12).
 slab_re='^(request_queue|bdev_cache|kernfs_node_cache|sock_inode_cache|TCP|UNIX|skbuff_head_cache|skbuff_cache|skbuff_fclone_cache|biovec-max|bio-[0-9]+|kmalloc-.*)$'
 
-# snapshot FILE: "cache active_objs" of the caches above, settled: dirty
+# snapshot FILE: "cache active_objs objperslab" of the caches above, settled: dirty
 # data written, page cache and dentries dropped, RCU callbacks given
 # time to run, every cache's per-CPU slabs flushed (so SLUB's active
 # count is not inflated by what sits free in a CPU's slab).
@@ -173,7 +173,7 @@ snapshot() {
 	for f in /sys/kernel/slab/*/shrink; do
 		echo 1 > "$f" 2>/dev/null
 	done
-	awk -v re="$slab_re" 'NR > 2 && $1 ~ re { print $1, $2 }' /proc/slabinfo |
+	awk -v re="$slab_re" 'NR > 2 && $1 ~ re { print $1, $2, $5 }' /proc/slabinfo |
 		sort > "$1"
 }
 
@@ -486,13 +486,20 @@ ok $? "module refcount: $a after, $b before"
 # their tolerance is never under twice that; the long run's 1000 cycles
 # put a per-device leak far above it. Each CPU keeps up to 64 freed skb
 # heads for NAPI (napi_skb_cache) that still count as active: skbuff_head_cache
-# may hold that many more.
+# may hold that many more. A kmalloc cache also moves by a whole slab
+# now and then, 512 objects of kmalloc-8: it went from 2048 to 2560 in a
+# short run (67 devices, 6.1) and in a long one (1101 devices, 6.12)
+# alike, and over a long run's 1000 cycles it read 2048 at every 200th:
+# no trend with the devices made. So a kmalloc cache may grow by one
+# slab's worth when that is more than its tolerance; a leak of one
+# object per device still fails there, in the long run.
 tol=$((devices_made / 4))
 ktol=$((tol > 262 ? tol : 262))
 stol=$((tol + 64 * $(nproc)))
-join -a 1 -a 2 -e 0 -o 0,1.2,2.2 "$tmp/slab.before" "$tmp/slab.after" |
+join -a 1 -a 2 -e 0 -o 0,1.2,2.2,2.3 "$tmp/slab.before" "$tmp/slab.after" |
 	awk -v tol="$tol" -v ktol="$ktol" -v stol="$stol" '{
-		t = $1 ~ /^kmalloc-/ ? ktol : $1 == "skbuff_head_cache" ? stol : tol
+		t = $1 ~ /^kmalloc-/ ? (ktol > $4 ? ktol : $4) : \
+		    $1 == "skbuff_head_cache" ? stol : tol
 		d = $3 - $2
 		printf "# slab %-24s %8d -> %8d  %+6d (max +%d)%s\n", $1, $2, $3, d, t, (d > t ? "  LEAK?" : "")
 	}' > "$tmp/slab.diff"
