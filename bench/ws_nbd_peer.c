@@ -926,13 +926,14 @@ static void listen_on(char *spec, enum xport x, bool tls, pthread_t *t)
 	if (!l || getaddrinfo(host, port, &hints, &ai))
 		die("cannot resolve a listen address");
 	l->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l->fd < 0)
+		die("cannot listen");
 	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* Before listen(): the window scale offered follows from it. */
 	if (cfg.rcvbuf && setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &cfg.rcvbuf,
 				     sizeof(cfg.rcvbuf)))
 		die("cannot set SO_RCVBUF");
-	if (l->fd < 0 || bind(l->fd, ai->ai_addr, ai->ai_addrlen) ||
-	    listen(l->fd, 64))
+	if (bind(l->fd, ai->ai_addr, ai->ai_addrlen) || listen(l->fd, 64))
 		die("cannot listen");
 	freeaddrinfo(ai);
 	l->x = x;
@@ -1075,11 +1076,14 @@ int main(int argc, char **argv)
 		case 'P': cfg.path = optarg; break;
 		case 'C': control = optarg; break;
 		case 'R': parse_tls_record(optarg); break;
-		case 'r':
-			cfg.rcvbuf = (int)parse_size(optarg);
-			if (cfg.rcvbuf <= 0 || parse_size(optarg) > 1U << 30)
+		case 'r': {
+			u64 v = parse_size(optarg);
+
+			if (!v || v > 1U << 30)
 				die("bad --rcvbuf");
+			cfg.rcvbuf = (int)v;
 			break;
+		}
 		default: die("bad option (see the comment at the top of ws_nbd_peer.c)");
 		}
 	}
