@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nbd_resolve.h"
 #include "nbd_sock.h"
 
 /*
@@ -317,21 +318,16 @@ int nbd_sock_connect_addrs(const struct addrinfo *list, const char *host,
 int nbd_sock_connect_tcp(const char *host, const char *port, int timeout_ms,
 			 struct nbdws_err *err)
 {
-	struct addrinfo hints = {
-		.ai_family = AF_UNSPEC,
-		.ai_socktype = SOCK_STREAM,
-		.ai_flags = AI_NUMERICSERV,
-	};
+	long long deadline = nbd_now_ms() + timeout_ms, left;
 	struct addrinfo *res;
 	int rc;
 
-	rc = getaddrinfo(host, port, &hints, &res);
+	/* One deadline for the name lookup and the connect together. */
+	rc = nbd_resolve(host, port, deadline, &res, err);
 	if (rc)
-		return nbdws_err_set(err, -EHOSTUNREACH,
-				     "cannot resolve '%s': %s", host,
-				     rc == EAI_SYSTEM ? strerror(errno) :
-				     gai_strerror(rc));
-	rc = nbd_sock_connect_addrs(res, host, timeout_ms, err);
+		return rc;
+	left = deadline - nbd_now_ms();
+	rc = nbd_sock_connect_addrs(res, host, left > 0 ? (int)left : 0, err);
 	freeaddrinfo(res);
 	return rc;
 }

@@ -28,8 +28,9 @@ struct addrinfo;
 
 /*
  * Returns a connected fd or a negative errno with a message in @err that
- * names every address tried and how it failed. -ETIMEDOUT when the
- * deadline of @timeout_ms ended it, else the last address's error.
+ * names every address tried and how it failed. The deadline of
+ * @timeout_ms covers the name lookup too (nbd_resolve.h). -ETIMEDOUT when
+ * the deadline ended it, else the last address's error.
  */
 int nbd_sock_connect_tcp(const char *host, const char *port, int timeout_ms,
 			 struct nbdws_err *err);
