@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The reconnect backoff of nbdctl connect --persist, on its own so that it
- * can be tested without a kernel.
+ * The reconnect timing of nbdctl connect --persist (the backoff between
+ * attempts, and how long one attempt may take), on its own so that it can
+ * be tested without a kernel.
  */
 #ifndef NBDCTL_BACKOFF_H
 #define NBDCTL_BACKOFF_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define BACKOFF_MIN_MS		500
@@ -31,6 +33,33 @@ static inline int persist_next_backoff(int cur, uint32_t dead_timeout_ms)
 	if (next > cap)
 		next = cap;
 	return next < BACKOFF_MIN_MS ? BACKOFF_MIN_MS : next;
+}
+
+/* The shortest deadline a reconnection attempt is cut to. */
+#define ATTEMPT_MIN_MS		500
+
+/*
+ * The deadline of one reconnection attempt: @want_ms (--connect-timeout,
+ * else NBDCTL_RECONNECT_TIMEOUT_S), but while the device holds requests
+ * for a reconnection (@holding: no connection alive and the dead timeout
+ * @dead_timeout_ms not over yet), at most half that timeout. The attempts
+ * run one after the other: one that stalls (a server that accepts and
+ * then hangs, a DNS server that does not answer) with a deadline as long
+ * as the hold would leave no time for the next attempt, and the held
+ * requests would fail even though the server came back meanwhile. Half
+ * the hold leaves the other half to a new attempt. Outside a hold there
+ * is nothing to save and a slow path gets its whole deadline.
+ */
+static inline int persist_attempt_ms(int want_ms, uint32_t dead_timeout_ms,
+				     bool holding)
+{
+	uint32_t cap = dead_timeout_ms / 2;
+
+	if (!holding || !dead_timeout_ms)
+		return want_ms;
+	if (cap < ATTEMPT_MIN_MS)
+		cap = ATTEMPT_MIN_MS;
+	return (uint32_t)want_ms > cap ? (int)cap : want_ms;
 }
 
 #endif

@@ -7,7 +7,9 @@
  * and a periodic timer trigger a STATUS query, and every connection slot
  * reported dead is re-established (fresh handshake, same export) and
  * handed over with RECONFIGURE naming that slot. Failed attempts back off
- * exponentially (backoff.h). The loop ends when the device disappears.
+ * exponentially, and while the device holds requests each attempt gets at
+ * most half its dead timeout (backoff.h). The loop ends when the device
+ * disappears.
  */
 #include <errno.h>
 #include <poll.h>
@@ -55,9 +57,12 @@ static int event_cb(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-/* Re-establish slot @id; 0 on success, -1 to retry later. */
+/*
+ * Re-establish slot @id, dialing for at most @timeout_ms; 0 on success,
+ * -1 to retry later.
+ */
 static int revive(struct nbdws_nl *req, const struct persist_target *t,
-		  uint32_t id)
+		  uint32_t id, int timeout_ms)
 {
 	struct nbd_export_info info;
 	struct nbdctl_conn c;
@@ -65,7 +70,7 @@ static int revive(struct nbdws_nl *req, const struct persist_target *t,
 	struct nl_msg *msg;
 	int rc;
 
-	if (conns_open(t->conn, 1, t->timeout_ms, &c, &info))
+	if (conns_open(t->conn, 1, timeout_ms, &c, &info))
 		return -1;
 	rc = conns_check_same(&info, t->size, t->flags, 1);
 	nbd_export_info_free(&info);
@@ -101,7 +106,7 @@ int persist_run(struct nbdws_nl *req, struct nbdws_nl *events,
 	struct persist_state st = { .t = t };
 	struct sigaction sa = { .sa_handler = on_signal };
 	int backoff = BACKOFF_MIN_MS;
-	long long next_action = 0;
+	long long next_action = 0, hold_end = 0;
 	bool in_backoff = false;
 	struct pollfd pfd;
 
@@ -116,8 +121,9 @@ int persist_run(struct nbdws_nl *req, struct nbdws_nl *events,
 		long long now = nbd_now_ms();
 		struct nbdws_dev_status d;
 		bool failed = false;
+		uint32_t dead_ms;
 		unsigned int i;
-		int rc;
+		int rc, attempt_ms;
 
 		/* An event is acted on at once, unless we are backing off. */
 		if (now < next_action && !(st.check && !in_backoff)) {
@@ -138,17 +144,33 @@ int persist_run(struct nbdws_nl *req, struct nbdws_nl *events,
 		}
 		if (NBDWS_DEV_HAS(&d, NBDWS_A_STATE) && d.state == NBDWS_DEV_DISCONNECTED)
 			break;
-		for (i = 0; i < d.nconns && !failed; i++)
-			if (d.conns[i].state == NBDWS_CONN_DEAD)
-				failed = revive(req, t, d.conns[i].id) != 0;
+		dead_ms = NBDWS_DEV_HAS(&d, NBDWS_A_DEAD_TIMEOUT_MS) ?
+			  d.dead_timeout_ms : 0;
+		/*
+		 * The kernel started the hold when the last connection died,
+		 * before this STATUS answered: the end estimated from now is
+		 * late if anything, which keeps attempts short a little longer.
+		 */
+		if (!NBDWS_DEV_HAS(&d, NBDWS_A_STATE) || d.state != NBDWS_DEV_DEAD_WAIT)
+			hold_end = 0;
+		else if (!hold_end)
+			hold_end = nbd_now_ms() + dead_ms;
+		attempt_ms = persist_attempt_ms(t->timeout_ms, dead_ms,
+						nbd_now_ms() < hold_end);
+		for (i = 0; i < d.nconns && !failed; i++) {
+			if (d.conns[i].state != NBDWS_CONN_DEAD)
+				continue;
+			failed = revive(req, t, d.conns[i].id, attempt_ms) != 0;
+			/* One connection back ends the hold. */
+			if (!failed)
+				attempt_ms = t->timeout_ms;
+		}
 		if (failed) {
 			in_backoff = true;
 			next_action = nbd_now_ms() + backoff;
 			nbdctl_warn("%s%u: retrying in %d.%03d s", NBDWS_DISK_NAME,
 				    t->index, backoff / 1000, backoff % 1000);
-			backoff = persist_next_backoff(backoff,
-						       NBDWS_DEV_HAS(&d, NBDWS_A_DEAD_TIMEOUT_MS) ?
-						       d.dead_timeout_ms : 0);
+			backoff = persist_next_backoff(backoff, dead_ms);
 		} else {
 			in_backoff = false;
 			backoff = BACKOFF_MIN_MS;
