@@ -360,19 +360,25 @@ static inline int nbdws_index_cb(const struct nlmsghdr *nlh, void *data)
 }
 
 /*
- * CONNECT; on success *index is the new device's index (the contract: the
- * reply names the device). -EBADMSG if the reply lacks NBDWS_A_INDEX.
+ * CONNECT, at index @want (a kept device's, or one to create) unless it
+ * is negative; on success *index is the device's index (the contract:
+ * the reply names the device). -EBADMSG if the reply lacks NBDWS_A_INDEX.
  */
-static inline int nbdws_connect(struct nl *nl,
-				const struct nbdws_connect_args *a,
-				uint32_t *index)
+static inline int nbdws_connect_at(struct nl *nl,
+				   const struct nbdws_connect_args *a,
+				   int64_t want, uint32_t *index)
 {
-	char *buf = malloc(8192);
+	char *buf = calloc(1, 8192);
 	struct nbdws_reply_index r = { 0 };
-	struct nlmsghdr *nlh = nl_cmd(nl, buf, NBDWS_CMD_CONNECT);
+	struct nlmsghdr *nlh;
 	int ret;
 
+	if (!buf)
+		return -ENOMEM;
+	nlh = nl_cmd(nl, buf, NBDWS_CMD_CONNECT);
 	nbdws_put_connect_attrs(nlh, a);
+	if (want >= 0)
+		mnl_attr_put_u32(nlh, NBDWS_A_INDEX, (uint32_t)want);
 	ret = nl_transact(nl, nlh, nbdws_index_cb, &r);
 	free(buf);
 	if (ret)
@@ -381,6 +387,14 @@ static inline int nbdws_connect(struct nl *nl,
 		return -EBADMSG;
 	*index = r.index;
 	return 0;
+}
+
+/* CONNECT a new device at an index the kernel picks. */
+static inline int nbdws_connect(struct nl *nl,
+				const struct nbdws_connect_args *a,
+				uint32_t *index)
+{
+	return nbdws_connect_at(nl, a, -1, index);
 }
 
 static inline int nbdws_disconnect(struct nl *nl, uint32_t index)

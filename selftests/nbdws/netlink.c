@@ -63,25 +63,6 @@ static int connect_served(struct nl *nl, struct ts_server *srv,
 	return ret;
 }
 
-/* CONNECT @a at @index (a kept device's). 0 or -errno. */
-static int connect_at(struct nl *nl, const struct nbdws_connect_args *a,
-		      uint32_t index)
-{
-	struct nbdws_reply_index ri = { 0 };
-	char *buf = calloc(1, 8192);
-	struct nlmsghdr *nlh;
-	int ret;
-
-	if (!buf)
-		return -ENOMEM;
-	nlh = nl_cmd(nl, buf, NBDWS_CMD_CONNECT);
-	nbdws_put_connect_attrs(nlh, a);
-	mnl_attr_put_u32(nlh, NBDWS_A_INDEX, index);
-	ret = nl_transact(nl, nlh, nbdws_index_cb, &ri);
-	free(buf);
-	return ret;
-}
-
 /* Rejection tests: a netlink socket and a server, no device. */
 FIXTURE(reject) {
 	struct nl nl;
@@ -1426,7 +1407,7 @@ static void claim_race_rounds(struct __test_metadata *_metadata,
 	int last_dir = 0;
 	struct nbdws_connect_args keep;
 	struct kept_view before, after;
-	uint32_t kept_index;
+	uint32_t kept_index, got;
 	struct nl ev;
 	pid_t pid[2];
 	char b;
@@ -1572,12 +1553,13 @@ static void claim_race_rounds(struct __test_metadata *_metadata,
 		ASSERT_LE(0, keep.fds[0]);
 		/* udev may be probing it after the last round: not for long. */
 		for (k = 0; k < 50; k++) {
-			res = connect_at(nl, &keep, kept_index);
+			res = nbdws_connect_at(nl, &keep, kept_index, &got);
 			if (res != -EBUSY)
 				break;
 			tu_msleep(100);
 		}
 		ASSERT_EQ(0, res) TH_LOG("CONNECT: %s", nl->extack);
+		EXPECT_EQ(kept_index, got);
 		close(keep.fds[0]);
 		ASSERT_EQ(0, get_kept_view(nl, kept_index, &after));
 		EXPECT_EQ(IMG_SIZE, after.size);
