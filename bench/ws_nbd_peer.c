@@ -913,6 +913,18 @@ static void *control_thread(void *arg)
 	return NULL;
 }
 
+/* Bind @l's socket to @sa, listen and serve it on an accept thread. */
+static void start_listener(struct listener *l, const struct sockaddr *sa,
+			   socklen_t len, enum xport x, bool tls, pthread_t *t)
+{
+	if (bind(l->fd, sa, len) || listen(l->fd, 64))
+		die("cannot listen");
+	l->x = x;
+	l->tls = tls;
+	if (pthread_create(t, NULL, accept_thread, l))
+		die("pthread_create failed");
+}
+
 static void listen_on(char *spec, enum xport x, bool tls, pthread_t *t)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
@@ -933,13 +945,8 @@ static void listen_on(char *spec, enum xport x, bool tls, pthread_t *t)
 	if (cfg.rcvbuf && setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &cfg.rcvbuf,
 				     sizeof(cfg.rcvbuf)))
 		die("cannot set SO_RCVBUF");
-	if (bind(l->fd, ai->ai_addr, ai->ai_addrlen) || listen(l->fd, 64))
-		die("cannot listen");
+	start_listener(l, ai->ai_addr, ai->ai_addrlen, x, tls, t);
 	freeaddrinfo(ai);
-	l->x = x;
-	l->tls = tls;
-	if (pthread_create(t, NULL, accept_thread, l))
-		die("pthread_create failed");
 }
 
 /* --unix PATH: plain NBD on a unix stream socket. */
@@ -953,12 +960,9 @@ static void listen_unix(const char *path, pthread_t *t)
 	memcpy(sun.sun_path, path, strlen(path));
 	unlink(path);
 	l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&sun, sizeof(sun)) ||
-	    listen(l->fd, 64))
+	if (l->fd < 0)
 		die("cannot listen on the unix socket");
-	l->x = X_PLAIN;
-	if (pthread_create(t, NULL, accept_thread, l))
-		die("pthread_create failed");
+	start_listener(l, (struct sockaddr *)&sun, sizeof(sun), X_PLAIN, false, t);
 }
 
 /*
