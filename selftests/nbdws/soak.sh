@@ -531,15 +531,15 @@ join -a 1 -a 2 -e 0 -o 0,1.2,2.2,2.3 "$tmp/slab.before" "$tmp/slab.after" |
 	}' > "$tmp/slab.diff"
 cat "$tmp/slab.diff"
 # The caches past their tolerance name themselves in the result line, and
-# their three samples before and after head its details.
+# its details are their rows and their three samples before and after.
 grown=$(awk '/LEAK\?$/ { printf " %s %s", $3, $7 }' "$tmp/slab.diff")
 for c in $(awk '/LEAK\?$/ { print $3 }' "$tmp/slab.diff"); do
+	grep " $c " "$tmp/slab.diff"
 	for f in before after; do
 		echo "# $c $f, samples: $(awk -v c="$c" '$1 == c { printf "%s ", $2 }' \
 			"$tmp/slab.$f".[123])"
 	done
 done > "$tmp/slab.grown"
-cat "$tmp/slab.diff" >> "$tmp/slab.grown"
 grep -q '^# slab kmalloc-' "$tmp/slab.diff" && [ -z "$grown" ]
 ok $? "slab caches of devices and sockets: none grew past its tolerance over $devices_made devices${grown:+ (grew:$grown)}" \
 	"$tmp/slab.grown"
