@@ -126,6 +126,8 @@ ok $? "disconnect $dev" "$tmp/out"
 dev=
 
 # 6, 7: nobody answers at all: the deadline, and each address's failure.
+# The name's lookup counts against the deadline too, so the first
+# address is given what is left of the 2 s: under 2 s on a slow guest.
 kill -TERM "$nbdkit_pid"
 wait "$nbdkit_pid" 2> /dev/null
 timed "$tmp/out" in_ns "$nbdctl" connect --connect-timeout 2 \
@@ -133,7 +135,7 @@ timed "$tmp/out" in_ns "$nbdctl" connect --connect-timeout 2 \
 rc=$?
 [ $rc = 1 ] && [ $ms -ge 1900 ] && [ $ms -lt $((8000 * scale)) ]
 ok $? "connect --connect-timeout 2 with no server fails (exit $rc) after $ms ms" "$tmp/out"
-grep -q "cannot connect to multi.test: \[::1\]:$port timed out after 2\.[0-9] s, 127\.0\.0\.1:$port Connection refused" "$tmp/out"
+grep -q "cannot connect to multi.test: \[::1\]:$port timed out after [12]\.[0-9] s, 127\.0\.0\.1:$port Connection refused" "$tmp/out"
 ok $? "the error names both addresses and how each failed" "$tmp/out"
 sed 's/^/# /' "$tmp/out"
 
