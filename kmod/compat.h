@@ -18,6 +18,7 @@
 #include <linux/netlink.h>
 #include <linux/socket.h>
 #include <linux/uio.h>
+#include <linux/workqueue.h>
 #include <net/sock.h>
 
 /* Request merging became the default (flag removed) in newer kernels. */
@@ -25,6 +26,18 @@
 #define NBDWS_MQ_F_MERGE	BLK_MQ_F_SHOULD_MERGE
 #else
 #define NBDWS_MQ_F_MERGE	0
+#endif
+
+/*
+ * A workqueue without WQ_UNBOUND has always been per-CPU. Kernels that know
+ * WQ_PERCPU want it stated (7.x logs a warning for every workqueue that
+ * says neither) and are moving the default to unbound; older ones have no
+ * such flag, and per-CPU is what they give anyway.
+ */
+#ifdef NBDWS_HAVE_WQ_PERCPU
+#define NBDWS_WQ_PERCPU		WQ_PERCPU
+#else
+#define NBDWS_WQ_PERCPU		0
 #endif
 
 /* The type of blk_mq_ops.init_request's NUMA node, signed since 7.x. */

@@ -10,12 +10,15 @@
 #include <linux/module.h>
 #include <linux/workqueue.h>
 
+#include "compat.h"
 #include "nbdws.h"
 
 /*
  * Send, receive and teardown work of every connection. It sits on the
  * block I/O path, so it must make progress under memory pressure
  * (WQ_MEM_RECLAIM), and latency matters more than fairness (WQ_HIGHPRI).
+ * Per-CPU, as it has always been: work runs where it was queued, next to
+ * the request or socket data it touches.
  */
 struct workqueue_struct *nbdws_wq;
 
@@ -23,7 +26,8 @@ static int __init nbdws_init(void)
 {
 	int ret;
 
-	nbdws_wq = alloc_workqueue("nbdws", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0);
+	nbdws_wq = alloc_workqueue("nbdws", WQ_MEM_RECLAIM | WQ_HIGHPRI |
+				   NBDWS_WQ_PERCPU, 0);
 	if (!nbdws_wq)
 		return -ENOMEM;
 	nbdws_debugfs_init();
