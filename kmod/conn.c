@@ -193,7 +193,13 @@ int nbdws_sock_lookup(int fd, struct socket **sockp,
 			goto fail;
 		}
 	} else if (sk->sk_family == AF_UNIX) {
-		if (sock->state != SS_CONNECTED) {
+		/*
+		 * sk_state, as for TCP: AF_UNIX sets it to TCP_ESTABLISHED on
+		 * both ends of connect()/accept() and of socketpair(), and
+		 * checks it itself. sock->state is not SS_CONNECTED for any
+		 * of them on 7.2.
+		 */
+		if (READ_ONCE(sk->sk_state) != TCP_ESTABLISHED) {
 			NL_SET_ERR_MSG_ATTR(extack, attr, "unix socket is not connected");
 			goto fail;
 		}

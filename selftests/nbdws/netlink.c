@@ -1100,6 +1100,95 @@ TEST_F_TIMEOUT(reject, connect_fd_udp_socket, 60)
 	ASSERT_REJECTED(ret, self, EINVAL);
 }
 
+TEST_F_TIMEOUT(reject, connect_fd_unconnected_unix, 60)
+{
+	struct nbdws_connect_args a;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0), ret;
+
+	ASSERT_LE(0, fd);
+	args_one_fd(&a, fd);
+	ret = send_connect(self, &a, NULL);
+	close(fd);
+	/* Before ASSERT_REJECTED, whose STATUS request clears the extack. */
+	EXPECT_NE(NULL, strstr(self->nl.extack, "unix socket is not connected"))
+		TH_LOG("extack '%s'", self->nl.extack);
+	ASSERT_REJECTED(ret, self, EINVAL);
+}
+
+/*
+ * A unix stream connection made with connect() and accept(): nbdctl dials
+ * nbd+unix:// so, and nbdws-relay takes clients on a unix listener.
+ */
+static int unix_connected_pair(int *client, int *server)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), ret = 0;
+
+	if (lfd < 0)
+		return -errno;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/nbdws-netlink.sock",
+		 tu_tmpdir());
+	unlink(sa.sun_path);
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 1)) {
+		ret = -errno;
+		goto out;
+	}
+	*client = tu_unix_connect(sa.sun_path);
+	if (*client < 0) {
+		ret = *client;
+		goto out;
+	}
+	*server = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (*server < 0) {
+		ret = -errno;
+		close(*client);
+	}
+out:
+	unlink(sa.sun_path);
+	close(lfd);
+	return ret;
+}
+
+/*
+ * Every way userspace gets a connected unix stream socket is accepted:
+ * the connecting end, the accepted end, one of a socketpair() (the
+ * relay's userspace framing). 7.x no longer sets SS_CONNECTED in
+ * sock->state for any of them, which the kernel side once asked for.
+ */
+TEST_F_TIMEOUT(reject, connect_fd_unix_connected, 120)
+{
+	static const char *const how[] = {
+		"connect() end", "accept() end", "socketpair()",
+	};
+	struct nbdws_connect_args a;
+	int fd[2], ret, i, k;
+	uint32_t index;
+
+	for (i = 0; i < 3; i++) {
+		if (i < 2)
+			ret = unix_connected_pair(&fd[0], &fd[1]);
+		else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd))
+			ret = -errno;
+		else
+			ret = 0;
+		ASSERT_EQ(0, ret) TH_LOG("%s: %s", how[i], strerror(-ret));
+		/* The kernel gets fd[k], the scripted server the other. */
+		k = i == 1;
+		ret = ts_add_conn(&self->srv, fd[!k]);
+		if (ret) {
+			close(fd[0]);
+			close(fd[1]);
+			ASSERT_EQ(0, ret);
+		}
+		args_one_fd(&a, fd[k]);
+		ret = nbdws_connect(&self->nl, &a, &index);
+		close(fd[k]);
+		ASSERT_EQ(0, ret)
+			TH_LOG("%s: CONNECT: %s", how[i], self->nl.extack);
+		ASSERT_EQ(0, nbdws_teardown_dev(&self->nl, index));
+	}
+}
+
 TEST_F_TIMEOUT(dev, connect_fd_already_in_use, 120)
 {
 	struct nbdws_connect_args a = self->args;
