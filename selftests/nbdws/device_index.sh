@@ -125,10 +125,13 @@ timeout 120 head -c $((b_mib << 20)) "$dev" > "$tmp/r.bin" 2>&1 &&
 	cmp -s "$tmp/r.bin" "$tmp/b.img"
 ok $? "reused $dev reads back export B, not cached A"
 
-# 6: a direct write reaches B's backing file.
+# 6: a direct write reaches B's backing file. nocreat: with no device
+# node dd would make a regular file of that name in /dev (tmpfs takes
+# O_DIRECT since 6.6), and every later test using the index would find
+# the file, not its disk.
 head -c $((1 << 20)) /dev/urandom > "$tmp/w.bin"
 timeout 60 dd if="$tmp/w.bin" of="$dev" bs=1M seek=50 oflag=direct \
-	conv=fsync status=none &&
+	conv=fsync,nocreat status=none &&
 	dd if="$tmp/b.img" of="$tmp/r.bin" bs=1M skip=50 count=1 status=none &&
 	cmp -s "$tmp/r.bin" "$tmp/w.bin"
 ok $? "direct write to reused $dev lands in export B's file"
