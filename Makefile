@@ -9,6 +9,8 @@
 #   make demo             install deps, build, a browser serves an image to
 #                         nbdws-relay and nbdws.ko in a test VM, end to end
 #   make check            install deps, unit tests, lint, DKMS, VM selftests
+#                         (CHECK_ARGS='--kernel 7.2': its whole suite, see
+#                         selftests/vm/kernels.conf)
 #   make check-debug      the VM selftests on a debug kernel (KASAN, lockdep,
 #                         kmemleak, UBSAN; built once, ~20 min, cached)
 #   make vm               shell in a test VM with the module loaded

@@ -124,8 +124,13 @@ resolve() {
 }
 
 kernel_pkgs=() lines=()
-while read -r name suite kind; do
+while read -r name suite kind check _; do
 	case "$name" in ''|'#'*) continue ;; esac
+	# CHECK is scripts/check.sh's business; refuse a typo here, early.
+	case "${check:-full}" in full|quick) ;; *)
+		echo "install-deps: $name: unknown check '$check' (full, quick)" >&2
+		exit 1 ;;
+	esac
 	hdr=$(resolve linux-headers-amd64 "$suite")
 	img=$(resolve linux-image-amd64 "$suite")
 	kver=${hdr#linux-headers-}
