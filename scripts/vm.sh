@@ -19,6 +19,7 @@
 #            is forwarded to the guest's PORT, so a program on the host (a
 #            browser) reaches a server in the guest. Repeatable. Only the
 #            host's loopback address is bound.
+# NBDWS_VM_APPEND adds to the guest kernel's command line.
 # The console log of every run is kept in OUT/console.log (default
 # build/vm/KVER, and build/vm/KVER/runs/cmd.* for each --cmd run).
 set -euo pipefail
@@ -199,6 +200,9 @@ fi
 # other VMs); the emulated IO-APIC works, so the check only costs boots.
 append="console=ttyS0 loglevel=5 panic=-1 no_timer_check NBDWS_TOP=$top NBDWS_MODE=$mode$extra_append"
 [ ${#fwd[@]} -gt 0 ] && append+=" NBDWS_NET=1"
+# NBDWS_VM_APPEND: more of the guest kernel's command line, for a probe
+# (e.g. slub_debug=U to see who holds a slab cache's objects).
+[ -n "${NBDWS_VM_APPEND:-}" ] && append+=" $NBDWS_VM_APPEND"
 if [ "$mode" = shell ]; then
 	# The guest's interactive bash takes the profile as its rcfile.
 	append+=" NBDWS_JOB=$out/profile.sh"
