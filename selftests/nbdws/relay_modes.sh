@@ -126,6 +126,8 @@ ok $? "page-style client: write + read back" "$tmp/io.out"
 # it may have in flight, past what autotuning reaches (driver.md, "High-
 # latency links"); autotuning alone never exceeds tcp_rmem's maximum.
 ss -tmnH state established "( sport = :$relay_port )" > "$tmp/ss.out" 2>&1
+grep -q skmem "$tmp/ss.out" ||
+	echo "ss printed no socket memory: does the kernel have INET_DIAG (tcp_diag)?" >> "$tmp/ss.out"
 rb=$(grep -o 'rb[0-9]*' "$tmp/ss.out" | tr -d rb | sort -n | tail -n 1)
 rmax=$(cut -f3 /proc/sys/net/ipv4/tcp_rmem)
 [ -n "$rb" ] && [ "$rb" -gt "$rmax" ]
