@@ -202,15 +202,15 @@ static int connect_error(const char *host, const struct attempt *a,
 
 	list[0] = '\0';
 	for (i = 0; i < tried && used < sizeof(list); i++) {
-		long long ms = nbd_now_ms() - a[i].started_ms;
+		/* In tenths, rounded: a 1 s attempt that got 999 ms is "1.0". */
+		long long ds = (nbd_now_ms() - a[i].started_ms + 50) / 100;
 		int n;
 
 		addr_text(a[i].ai, where, sizeof(where));
 		if (a[i].err == -ETIMEDOUT)
 			n = snprintf(list + used, sizeof(list) - used,
 				     "%s%s timed out after %lld.%lld s",
-				     i ? ", " : "", where, ms / 1000,
-				     ms % 1000 / 100);
+				     i ? ", " : "", where, ds / 10, ds % 10);
 		else
 			n = snprintf(list + used, sizeof(list) - used,
 				     "%s%s %s", i ? ", " : "", where,
