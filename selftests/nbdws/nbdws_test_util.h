@@ -575,6 +575,27 @@ static inline int tu_wait_unix(const char *path, int timeout_ms)
 }
 
 /*
+ * The second half of a connected pair: @cfd (or the negative errno of its
+ * connect) has connected to the listener @lfd; accept it. 0 with both
+ * ends set, or a negative errno with neither open.
+ */
+static inline int tu_pair_accept(int lfd, int cfd, int *client, int *server)
+{
+	int ret;
+
+	if (cfd < 0)
+		return cfd;
+	*server = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (*server < 0) {
+		ret = -errno;
+		close(cfd);
+		return ret;
+	}
+	*client = cfd;
+	return 0;
+}
+
+/*
  * A connected TCP pair on 127.0.0.1: *client goes to the kernel, *server
  * stays with the test's scripted server.
  */
@@ -592,16 +613,8 @@ static inline int tu_tcp_pair(int *client, int *server)
 		ret = -errno;
 		goto out;
 	}
-	*client = tu_tcp_connect(ntohs(a.sin_port));
-	if (*client < 0) {
-		ret = *client;
-		goto out;
-	}
-	*server = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (*server < 0) {
-		ret = -errno;
-		close(*client);
-	}
+	ret = tu_pair_accept(lfd, tu_tcp_connect(ntohs(a.sin_port)), client,
+			     server);
 out:
 	close(lfd);
 	return ret;

@@ -1072,15 +1072,24 @@ TEST_F_TIMEOUT(reject, connect_fd_listening_socket, 60)
 	ASSERT_REJECTED(ret, self, EINVAL);
 }
 
-TEST_F_TIMEOUT(reject, connect_fd_unconnected_tcp, 60)
+/* CONNECT with a stream socket of @family that never connected. */
+static int send_unconnected(FIXTURE_DATA(reject) *self, int family)
 {
 	struct nbdws_connect_args a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), ret;
+	int fd = socket(family, SOCK_STREAM, 0), ret;
 
-	ASSERT_LE(0, fd);
+	if (fd < 0)
+		return -errno;
 	args_one_fd(&a, fd);
 	ret = send_connect(self, &a, NULL);
 	close(fd);
+	return ret;
+}
+
+TEST_F_TIMEOUT(reject, connect_fd_unconnected_tcp, 60)
+{
+	int ret = send_unconnected(self, AF_INET);
+
 	ASSERT_REJECTED(ret, self, EINVAL);
 }
 
@@ -1102,13 +1111,8 @@ TEST_F_TIMEOUT(reject, connect_fd_udp_socket, 60)
 
 TEST_F_TIMEOUT(reject, connect_fd_unconnected_unix, 60)
 {
-	struct nbdws_connect_args a;
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0), ret;
+	int ret = send_unconnected(self, AF_UNIX);
 
-	ASSERT_LE(0, fd);
-	args_one_fd(&a, fd);
-	ret = send_connect(self, &a, NULL);
-	close(fd);
 	/* Before ASSERT_REJECTED, whose STATUS request clears the extack. */
 	EXPECT_NE(NULL, strstr(self->nl.extack, "unix socket is not connected"))
 		TH_LOG("extack '%s'", self->nl.extack);
@@ -1133,16 +1137,7 @@ static int unix_connected_pair(int *client, int *server)
 		ret = -errno;
 		goto out;
 	}
-	*client = tu_unix_connect(sa.sun_path);
-	if (*client < 0) {
-		ret = *client;
-		goto out;
-	}
-	*server = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (*server < 0) {
-		ret = -errno;
-		close(*client);
-	}
+	ret = tu_pair_accept(lfd, tu_unix_connect(sa.sun_path), client, server);
 out:
 	unlink(sa.sun_path);
 	close(lfd);
