@@ -162,12 +162,12 @@ int nbd_resolve(const char *host, const char *port, long long deadline_ms,
 	}
 	rc = lookup_wait(l, deadline_ms);
 	if (rc == EAI_INPROGRESS) {
-		long long ms = nbd_now_ms() - start;
+		long long ds = nbd_ms_tenths(nbd_now_ms() - start);
 
 		give_up(l);
 		return nbdws_err_set(err, -ETIMEDOUT,
 				     "cannot resolve '%s': no answer after %lld.%lld s (DNS unreachable?)",
-				     host, ms / 1000, ms % 1000 / 100);
+				     host, ds / 10, ds % 10);
 	}
 	if (rc) {
 		/* gai_error() has no errno of its own for EAI_SYSTEM. */

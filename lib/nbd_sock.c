@@ -202,8 +202,7 @@ static int connect_error(const char *host, const struct attempt *a,
 
 	list[0] = '\0';
 	for (i = 0; i < tried && used < sizeof(list); i++) {
-		/* In tenths, rounded: a 1 s attempt that got 999 ms is "1.0". */
-		long long ds = (nbd_now_ms() - a[i].started_ms + 50) / 100;
+		long long ds = nbd_ms_tenths(nbd_now_ms() - a[i].started_ms);
 		int n;
 
 		addr_text(a[i].ai, where, sizeof(where));

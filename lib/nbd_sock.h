@@ -63,6 +63,16 @@ int nbd_sock_connect_uri(const struct nbd_uri *uri, int timeout_ms,
 long long nbd_now_ms(void);
 
 /*
+ * A duration for a message, in tenths of a second rounded to the nearest
+ * ("%lld.%lld s" of t / 10, t % 10): a 1 s deadline that left 999 ms
+ * reads 1.0 s, not 0.9.
+ */
+static inline long long nbd_ms_tenths(long long ms)
+{
+	return (ms + 50) / 100;
+}
+
+/*
  * Wait until @fd is ready for @events (POLLIN, POLLOUT) or @deadline_ms
  * (nbd_now_ms() clock) passes: 0 or -ETIMEDOUT / -errno. POLLERR and
  * POLLHUP also end the wait; the next socket call reports them.
