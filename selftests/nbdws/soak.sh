@@ -189,16 +189,17 @@ snapshot() {
 	for n in 1 2 3; do
 		sample "$1.$n"
 	done
+	# The minimum to stdout (sorted into FILE); how far the samples
+	# disagreed, for the record, to FILE.spread.
 	cat "$1.1" "$1.2" "$1.3" |
-		awk '!($1 in min) || $2 < min[$1] { min[$1] = $2; per[$1] = $3 }
-		     END { for (c in min) print c, min[c], per[c] }' | sort > "$1"
-	# How far the samples disagreed, for the record.
-	cat "$1.1" "$1.2" "$1.3" |
-		awk '!($1 in lo) || $2 < lo[$1] { lo[$1] = $2 }
+		awk -v spread="$1.spread" '
+		     !($1 in lo) || $2 < lo[$1] { lo[$1] = $2; per[$1] = $3 }
 		     !($1 in hi) || $2 > hi[$1] { hi[$1] = $2 }
-		     END { for (c in lo) if (hi[c] > lo[c]) { n++
-				if (hi[c] - lo[c] > w) { w = hi[c] - lo[c]; wc = c } }
-			   printf "%d caches, widest %s by %d\n", n, n ? wc : "-", w }' > "$1.spread"
+		     END { for (c in lo) { print c, lo[c], per[c]
+				if (hi[c] > lo[c]) { n++
+				    if (hi[c] - lo[c] > w) { w = hi[c] - lo[c]; wc = c } } }
+			   printf "%d caches, widest %s by %d\n", n, n ? wc : "-", w > spread }' |
+		sort > "$1"
 }
 
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
