@@ -50,14 +50,26 @@ static bool nbdws_inflight_one(struct request *rq, void *data)
 			   state & NBDWS_CMD_TX_DONE ? " sent" : "",
 			   state & NBDWS_CMD_REPLIED ? " replied" : "");
 	else
-		seq_puts(m, "-\n");
+		seq_printf(m, "- (state %#x, conn%d)\n", state,
+			   conn ? (int)conn->id : -1);
 	return true;
 }
 
 static int nbdws_inflight_show(struct seq_file *m, void *unused)
 {
 	struct nbdws_dev *dev = m->private;
+	bool failing, disconnecting, held;
+	u32 state;
 
+	spin_lock_bh(&dev->held_lock);
+	state = dev->state;
+	failing = dev->failing;
+	disconnecting = dev->disconnecting;
+	held = !list_empty(&dev->held);
+	spin_unlock_bh(&dev->held_lock);
+	seq_printf(m, "# state %u live %d failing %d disconnecting %d held %d\n",
+		   state, atomic_read(&dev->live), failing, disconnecting,
+		   held);
 	seq_puts(m, "hwq\ttag\tcookie\top\toffset\tlength\tage_ms\twhere\n");
 	down_read(&dev->tags_rwsem);
 	blk_mq_tagset_busy_iter(&dev->tag_set, nbdws_inflight_one, m);

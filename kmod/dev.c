@@ -367,10 +367,14 @@ void nbdws_dev_disconnect(struct nbdws_dev *dev)
 	cancel_delayed_work_sync(&dev->dead_timeout_work);
 	nbdws_fail_held(dev);
 
+	/*
+	 * The in-flight view goes after the disk: while del_gendisk() waits
+	 * for the requests to end, it shows which ones do not.
+	 */
 	if (dev->disk_added && !keep) {
-		nbdws_debugfs_remove(dev);
 		del_gendisk(dev->disk);
 		dev->disk_added = false;
+		nbdws_debugfs_remove(dev);
 	}
 
 	spin_lock_bh(&dev->held_lock);
@@ -487,11 +491,11 @@ void nbdws_dev_destroy(struct nbdws_dev *dev)
 	spin_lock_bh(&dev->held_lock);
 	dev->disconnecting = true;
 	spin_unlock_bh(&dev->held_lock);
-	nbdws_debugfs_remove(dev);
 	if (dev->disk_added) {
 		del_gendisk(dev->disk);
 		dev->disk_added = false;
 	}
+	nbdws_debugfs_remove(dev);
 	for (i = 0; i < dev->nr_conns; i++) {
 		nbdws_conn_mark_dead(dev->conns[i], NBDWS_REASON_USER);
 		flush_work(&dev->conns[i]->dead_work);

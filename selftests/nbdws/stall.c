@@ -248,9 +248,35 @@ static void expect_io_failed(struct __test_metadata *_metadata,
 }
 
 /*
+ * The debugfs view of device @index: its state line, and a read in
+ * flight on connection 0, since the server swallowed it.
+ */
+static void expect_inflight_read(struct __test_metadata *_metadata,
+				 int index)
+{
+	static const char state[] =
+		"# state 0 live 1 failing 0 disconnecting 0 held 0\n";
+	char path[96], buf[4096];
+	size_t len;
+	FILE *f;
+
+	snprintf(path, sizeof(path),
+		 "/sys/kernel/debug/nbdws/nbdws%d/inflight", index);
+	f = fopen(path, "r");
+	ASSERT_NE(NULL, f) TH_LOG("%s: %s", path, strerror(errno));
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	EXPECT_EQ(0, strncmp(buf, state, strlen(state)))
+		TH_LOG("%s:\n%s", path, buf);
+	EXPECT_NE(NULL, strstr(buf, "\tread\t")) TH_LOG("%s:\n%s", path, buf);
+	EXPECT_NE(NULL, strstr(buf, "\tconn0")) TH_LOG("%s:\n%s", path, buf);
+}
+
+/*
  * The first read of the device (the partition scan) is swallowed:
- * CONNECT does not wait for it, and DISCONNECT ends the opener stuck
- * in that scan.
+ * CONNECT does not wait for it, debugfs shows it in flight, and
+ * DISCONNECT ends the opener stuck in that scan.
  */
 TEST_F_TIMEOUT(stall, connect_without_partition_scan, 180)
 {
@@ -260,6 +286,7 @@ TEST_F_TIMEOUT(stall, connect_without_partition_scan, 180)
 	ASSERT_LE(0, self->index[0]);
 	/* Opening the device scans it: that read is the one swallowed. */
 	start_stuck_io(_metadata, self, self->index[0], false);
+	expect_inflight_read(_metadata, self->index[0]);
 	ASSERT_EQ(0, disconnect(_metadata, self, 0, "DISCONNECT"));
 	expect_io_failed(_metadata, self);
 }
