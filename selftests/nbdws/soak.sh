@@ -22,25 +22,26 @@
 #            ends by itself within 90 s ($bound below: a hang bound, not
 #            a speed check), with EIO (requests in flight) or at the
 #            end of the removed device (its size is 0 once it is gone),
-#            never with another error; no task is left in D state, every device is gone, and
-#            both servers are still running. (Not nbdkit here: Debian
-#            bookworm's nbdkit 1.32.5 aborts on an assertion of its own,
-#            connections.c:402 "sock >= 0" in raw_send_socket, when its
-#            clients vanish with replies still being written, as they do
-#            here; seen on 6.12. A crashed server fails the servers-alive,
-#            fd and socket checks, so the phase needs a server that
-#            survives its clients vanishing, which ours must anyway.)
+#            never with another error; no task is left in D state,
+#            every device is gone, and both servers are still running.
+#            (Not nbdkit here: Debian bookworm's nbdkit 1.32.5 aborts on
+#            an assertion of its own, connections.c:402 "sock >= 0" in
+#            raw_send_socket, when its clients vanish with replies still
+#            being written, as they do here; seen on 6.12. A crashed
+#            server fails the servers-alive, fd and socket checks, so
+#            the phase needs a server that survives its clients
+#            vanishing, which ours must anyway.)
 #   reload   between the phases and at the end: rmmod succeeds with no
 #            device left, insmod of the same nbdws.ko, refcount 0.
 #
 # Before the first phase (after a warm-up cycle per transport) and after
 # the last: the active objects of the slab caches the module's devices
-# and sockets use (after dropping the page cache and shrinking every
-# cache), sockets in use (/proc/net/sockstat), the open fds of this
-# script and of both servers, the module's refcount and lsmod line. The
-# figures are printed as TAP comments; see "Leak tolerances" below. The
-# kernel log from the start of the test must hold no oops, WARNING, BUG,
-# hung task or leak report.
+# and sockets use (after dropping the page cache, each cache shrunk and
+# read at once; see sample()), sockets in use (/proc/net/sockstat), the
+# open fds of this script and of both servers, the module's refcount and
+# lsmod line. The figures are printed as TAP comments; see "Leak
+# tolerances" below. The kernel log from the start of the test must hold
+# no oops, WARNING, BUG, hung task or leak report.
 #
 # NBDWS_SOAK=long (scripts/check.sh --soak): 1000 cycles and the devices
 # and load phases three times each. Short (make check): NBDWS_SOAK_CYCLES

@@ -256,12 +256,13 @@ static void expect_inflight_read(struct __test_metadata *_metadata,
 {
 	static const char state[] =
 		"# state 0 live 1 failing 0 disconnecting 0 held 0\n";
-	char path[96], buf[4096];
+	char disk[32], path[96], buf[4096];
 	size_t len;
 	FILE *f;
 
-	snprintf(path, sizeof(path),
-		 "/sys/kernel/debug/nbdws/nbdws%d/inflight", index);
+	nbdws_disk_name(index, disk, sizeof(disk));
+	snprintf(path, sizeof(path), "/sys/kernel/debug/nbdws/%s/inflight",
+		 disk);
 	f = fopen(path, "r");
 	ASSERT_NE(NULL, f) TH_LOG("%s: %s", path, strerror(errno));
 	len = fread(buf, 1, sizeof(buf) - 1, f);
